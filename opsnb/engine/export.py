@@ -1,0 +1,26 @@
+"""A self-contained HTML rendering of an executed notebook.
+
+Charts are embedded as data URIs by nbconvert; scripts loaded from the network
+(MathJax, require.js) are removed so the page opens offline and never calls out.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+_REMOTE_SCRIPT = re.compile(r"<script[^>]+src=\"https?://[^\"]*\"[^>]*>\s*</script>", re.I)
+_REMOTE_LINK = re.compile(r"<link[^>]+href=\"https?://[^\"]*\"[^>]*>", re.I)
+
+
+def to_html(nb: Any, path: Path, *, title: str) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    node = nbformat.from_dict(nb) if isinstance(nb, dict) else nb
+    body, _ = exporter.from_notebook_node(node, resources={"metadata": {"name": title}})
+    body = _REMOTE_LINK.sub("", _REMOTE_SCRIPT.sub("", body))
+    path.write_text(body, encoding="utf-8")
+    return path

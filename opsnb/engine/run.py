@@ -1,0 +1,201 @@
+"""Where a runbook runs: validate, parameterize, execute through papermill, record.
+
+    prepare(request)   everything that can be wrong with the input, before any cell runs
+    execute(prepared)  papermill execution with per-cell timeouts and a run deadline;
+                       the notebook, its HTML and result.json are written even on failure
+
+The run folder is ``<out>/<UTC timestamp>-<runbook>/`` holding ``<runbook>.ipynb``,
+``<runbook>.html`` and ``result.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import catalog
+from ..catalog import Runbook
+from ..config import Target, get_target
+from ..errors import ParameterError, PolicyError, UsageError
+from ..records import utcnow
+from ..secrets import Redactor
+from . import record
+
+DEFAULT_CELL_TIMEOUT = 120.0
+DEFAULT_DEADLINE = 600.0
+# Parameters opsnb sets itself; users choose them with flags, not -p.
+RESERVED = {"target": "--target", "apply": "--apply"}
+
+
+@dataclass
+class RunRequest:
+    runbook: str
+    target: str = "demo"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    out_dir: Path = Path("runs")
+    apply: bool = False
+    mode: str = "manual"  # "automated" for runs started by alerts
+    cell_timeout: float = DEFAULT_CELL_TIMEOUT
+    deadline: float = DEFAULT_DEADLINE
+    progress: bool = False
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. km= a warm kernel
+
+
+@dataclass
+class Prepared:
+    request: RunRequest
+    runbook: Runbook
+    target: Target
+    service: str
+    parameters: dict[str, Any]
+    redactor: Redactor
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    result: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.result["status"] == "ok"
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+def prepare(request: RunRequest) -> Prepared:
+    """Resolve and validate everything; raise a UsageError (exit 2) before anything runs."""
+    for name, flag in RESERVED.items():
+        if name in request.parameters:
+            raise ParameterError(f"set {name!r} with {flag}, not with -p", parameter=name)
+    runbook = catalog.find(request.runbook)
+    target = get_target(request.target)
+    params = runbook.validate(request.parameters)
+    service = target.service(params.get("service") or None).name
+    if target.kind == "snapshot":
+        _require_snapshot_service(target, service)
+    for ref in target.secret_refs():
+        ref.resolve()  # a missing secret is a configuration error, found now
+    if request.apply:
+        if "apply" not in runbook.parameters:
+            raise UsageError(f"runbook {runbook.name!r} has no resolution steps to apply")
+        if not target.policy.allow_apply:
+            raise PolicyError(
+                f"target {target.name!r} does not allow --apply (policy.allow_apply is false); "
+                "run without --apply to preview the changes"
+            )
+        if request.mode == "automated" and runbook.name not in target.policy.automatic_actions:
+            raise PolicyError(
+                f"target {target.name!r} does not allow automated runs of {runbook.name!r} to apply"
+            )
+    params.update(target=target.name, service=service)
+    if "apply" in runbook.parameters:
+        params["apply"] = bool(request.apply)
+    return Prepared(request, runbook, target, service, params, target.redactor())
+
+
+def _require_snapshot_service(target: Target, service: str) -> None:
+    from ..backends.snapshot import Snapshot
+
+    assert target.snapshot is not None
+    try:
+        Snapshot.open_for_service(target.snapshot, service)
+    except LookupError as exc:
+        raise ParameterError(f"target {target.name!r}: {exc}", parameter="service") from None
+
+
+def make_run_dir(out_dir: Path, runbook: str) -> Path:
+    """Create a new, unique run folder; never reuse one."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for attempt in range(1, 1000):
+        suffix = "" if attempt == 1 else f"-{attempt}"
+        path = out_dir / f"{stamp}-{runbook}{suffix}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"cannot create a run folder in {out_dir}")
+
+
+def execute(prepared: Prepared) -> RunResult:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from . import export, redacting_io
+
+    request, runbook = prepared.request, prepared.runbook
+    run_dir = make_run_dir(Path(request.out_dir), runbook.name)
+    nb_path = run_dir / f"{runbook.name}.ipynb"
+    output = redacting_io.route(nb_path, prepared.redactor)
+    deadline = time.monotonic() + request.deadline
+
+    def cell_timeout(_cell: Any) -> int:
+        # Each cell gets its own timeout, but never more than what is left of the run.
+        remaining = deadline - time.monotonic()
+        return max(1, int(min(request.cell_timeout, remaining)))
+
+    started_at, began = utcnow(), time.monotonic()
+    error: dict[str, Any] | None = None
+    os.environ["OPSNB_MODE"] = request.mode
+    try:
+        papermill.execute_notebook(
+            str(runbook.path),
+            output,
+            parameters=prepared.parameters,
+            kernel_name="python3",
+            progress_bar=request.progress,
+            log_output=False,
+            start_timeout=60,
+            timeout_func=cell_timeout,
+            cwd=str(run_dir),
+            **request.engine_kwargs,
+        )
+    except PapermillExecutionError as exc:
+        error = {"ename": exc.ename, "evalue": prepared.redactor.text(str(exc.evalue))}
+    except Exception as exc:  # the kernel died, would not start, or the deadline passed
+        error = {"ename": type(exc).__name__, "evalue": prepared.redactor.text(str(exc))}
+    finished_at, duration = utcnow(), time.monotonic() - began
+
+    nb = redacting_io.last_written(nb_path)
+    redacting_io.release(nb_path)
+    if nb is None:  # nothing was written: the kernel never started
+        nb = json.loads(runbook.path.read_text(encoding="utf-8"))
+        nb_path.write_text(json.dumps(prepared.redactor.data(nb), indent=1) + "\n")
+    html_path = run_dir / f"{runbook.name}.html"
+    try:
+        export.to_html(nb, html_path, title=f"{runbook.name} on {prepared.target.name}")
+    except Exception as exc:  # a broken export must not lose the run's record
+        print(f"opsnb: could not render HTML: {exc}", file=sys.stderr)
+    result = record.build(
+        nb,
+        runbook=runbook.name,
+        target=prepared.target.name,
+        service=prepared.service,
+        parameters=prepared.redactor.parameters(prepared.parameters),
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_seconds=duration,
+        error=error,
+        files={"notebook": nb_path.name, "html": html_path.name},
+    )
+    if error is not None:
+        failed = next((c for c in result["cells"] if c["status"] == "failed"), None)
+        if failed is not None:
+            error.update(cell_index=failed["index"], cell=failed["first_line"])
+    (run_dir / "result.json").write_text(
+        json.dumps(prepared.redactor.data(result), indent=2) + "\n", encoding="utf-8"
+    )
+    return RunResult(run_dir, result)
+
+
+def run_runbook(request: RunRequest) -> RunResult:
+    return execute(prepare(request))

@@ -1,0 +1,346 @@
+"""The Runbook session: what a notebook cell talks to.
+
+    rb = open_runbook(target, service, window_minutes=60, apply=apply, runbook="high-error-rate")
+    with rb.check("Error rate against the SLO") as check:
+        frame = rb.prometheus.named_range("error_rate", **rb.range_args())
+        check.fail("4.1% > 1%") if ... else check.ok("0.02%")
+    rb.conclude()          # findings from the decision tree
+    rb.rollback()          # a dry run unless applied, recorded either way
+
+A check whose backend is down is recorded as ``unavailable`` with the reason and the cell
+goes on; any other exception is a real failure of the runbook and propagates.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from .. import records
+from ..config import ServiceConfig, Target, get_target
+from ..errors import BackendUnavailable
+from ..records import Action, Check, Finding
+from . import audit, connect
+from .decide import Facts, decide
+
+
+class CheckContext:
+    """Collects the verdict of one check inside a ``with rb.check(...)`` block."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.status: str | None = None
+        self.detail = ""
+
+    def ok(self, detail: str = "") -> None:
+        self.status, self.detail = "ok", detail
+
+    def warn(self, detail: str = "") -> None:
+        self.status, self.detail = "warn", detail
+
+    def fail(self, detail: str = "") -> None:
+        self.status, self.detail = "fail", detail
+
+    def verdict(self, failed: bool, detail: str, *, warn: bool = False) -> None:
+        """``fail`` when failed, else ``warn`` when warn, else ``ok``; same detail."""
+        self.status = "fail" if failed else ("warn" if warn else "ok")
+        self.detail = detail
+
+
+class Runbook:
+    def __init__(
+        self,
+        target: Target,
+        service: ServiceConfig,
+        *,
+        runbook: str,
+        window_minutes: int = 60,
+        apply: bool = False,
+        mode: str | None = None,
+    ) -> None:
+        self.target = target
+        self.service = service
+        self.runbook = runbook
+        self.window = timedelta(minutes=window_minutes)
+        self.apply_requested = bool(apply)
+        self.mode = mode or os.environ.get("OPSNB_MODE", "manual")
+        self.checks: list[Check] = []
+        self.findings: list[Finding] = []
+        self.actions: list[Action] = []
+        self.facts = Facts(
+            error_threshold=service.slo.get("alert_error_rate", 0.01),
+            latency_slo=service.slo.get("latency_p99_seconds", 0.5),
+        )
+
+    # --- time ------------------------------------------------------------------------------
+
+    @cached_property
+    def snapshot(self) -> Any:
+        if self.target.kind != "snapshot":
+            return None
+        return connect.snapshot_for(self.target, self.service.name)
+
+    @cached_property
+    def now(self) -> pd.Timestamp:
+        """The present as this target sees it: the wall clock, or the snapshot's capture time."""
+        if self.snapshot is not None:
+            return pd.Timestamp(self.snapshot.now)
+        return pd.Timestamp(datetime.now(UTC))
+
+    @property
+    def start(self) -> pd.Timestamp:
+        return self.now - self.window
+
+    @property
+    def rate_window(self) -> str:
+        if self.snapshot is not None:
+            return str(self.snapshot.meta.get("rate_window", "5m"))
+        return self.target.prometheus.rate_window if self.target.prometheus else "5m"
+
+    def range_args(self, step_seconds: int | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``named_range``: this service over the runbook's window."""
+        if step_seconds is None:
+            step_seconds = max(5, int(self.window.total_seconds() // 240))
+            if self.snapshot is not None:
+                step_seconds = int(self.snapshot.meta.get("step_seconds", 60))
+        return {
+            "service": self.service.name,
+            "window": self.rate_window,
+            "start": self.start,
+            "end": self.now,
+            "step": step_seconds,
+        }
+
+    # --- backends (built on first use; a missing one raises BackendUnavailable) ------------
+
+    @cached_property
+    def prometheus(self) -> Any:
+        return connect.prometheus(self.target, self.snapshot)
+
+    @cached_property
+    def k8s(self) -> Any:
+        return connect.kubernetes(self.target, self.snapshot)
+
+    @cached_property
+    def postgres(self) -> Any:
+        return connect.postgres(self.target, self.snapshot)
+
+    @cached_property
+    def redis(self) -> Any:
+        return connect.redis(self.target, self.snapshot)
+
+    def dependencies(self) -> dict[str, str]:
+        if self.snapshot is not None:
+            return {k: v.get("url", "") for k, v in self.snapshot.dependencies.items()}
+        return dict(self.service.dependencies)
+
+    def probe_dependency(self, name: str, timeout: float = 3.0) -> dict[str, Any]:
+        """GET a dependency's health URL: {name, url, status: ok|down, detail, latency_ms}."""
+        if self.snapshot is not None:
+            return {"name": name, **self.snapshot.dependencies[name]}
+        import time
+
+        import httpx
+
+        url = self.service.dependencies[name]
+        began = time.monotonic()
+        try:
+            response = httpx.get(url, timeout=timeout)
+            ok = response.status_code < 500
+            detail = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        latency = round((time.monotonic() - began) * 1000, 1)
+        return {"name": name, "url": url, "status": "ok" if ok else "down", "detail": detail,
+                "latency_ms": latency}  # fmt: skip
+
+    def service_logs(self, *, previous: bool = False, tail: int | None = None) -> pd.DataFrame:
+        """The service's pod logs over the window, parsed (see ``opsnb.backends.logs.parse``)."""
+        from ..backends import logs
+
+        per_pod = self.k8s.logs_for(self.service.selector, previous=previous, tail=tail)
+        frames = []
+        for pod, lines in per_pod.items():
+            frame = logs.parse(lines)
+            frame["pod"] = pod
+            frames.append(frame)
+        if not frames:
+            return logs.parse([]).assign(pod=pd.Series(dtype="object"))
+        frame = pd.concat(frames, ignore_index=True)
+        in_window = frame["time"].isna() | (
+            (frame["time"] >= self.start) & (frame["time"] <= self.now)
+        )
+        return frame[in_window].sort_values("time", kind="stable").reset_index(drop=True)
+
+    # --- recording -------------------------------------------------------------------------
+
+    @contextmanager
+    def check(self, name: str) -> Iterator[CheckContext]:
+        """Run one check; an unavailable backend makes it ``unavailable`` instead of failing."""
+        ctx = CheckContext(name)
+        try:
+            yield ctx
+        except BackendUnavailable as exc:
+            ctx.status, ctx.detail = "unavailable", str(exc)
+        if ctx.status is None:
+            ctx.status, ctx.detail = "warn", ctx.detail or "the check recorded no verdict"
+        record = Check(name, ctx.status, ctx.detail)
+        self.checks.append(record)
+        records.show(record)
+
+    def finding(self, cause: str, evidence: list[str], recommendation: str) -> Finding:
+        record = Finding(cause, list(evidence), recommendation)
+        self.findings.append(record)
+        records.show(record)
+        return record
+
+    def conclude(self) -> list[Finding]:
+        """Record the decision tree's findings from the facts the checks gathered."""
+        return [self.finding(f.cause, f.evidence, f.recommendation) for f in decide(self.facts)]
+
+    # --- guarded actions -------------------------------------------------------------------
+
+    @property
+    def may_apply(self) -> tuple[bool, str]:
+        """Whether mutating steps really run, and why (or why not)."""
+        policy = self.target.policy
+        if not self.apply_requested:
+            return False, "dry run: apply was not requested"
+        if self.target.kind == "snapshot":
+            return False, f"target {self.target.name!r} is a recorded snapshot and read-only"
+        if not policy.allow_apply:
+            return False, f"target {self.target.name!r} policy does not allow apply"
+        if self.mode == "automated" and self.runbook not in policy.automatic_actions:
+            return False, f"automated runs may not apply {self.runbook!r} on {self.target.name!r}"
+        return True, "applied"
+
+    def act(self, action: str, obj: str, call: Callable[[bool], Any], **parameters: Any) -> Action:
+        """Run a mutating call as a dry run or for real, and record it either way."""
+        applied, reason = self.may_apply
+        outcome = "applied" if applied else ("refused" if self.apply_requested else "previewed")
+        try:
+            change = call(not applied)
+            detail = getattr(change, "detail", "") or str(change)
+            if outcome == "refused":
+                detail = f"{reason}; preview: {detail}"
+        except BackendUnavailable as exc:
+            outcome, detail = "unavailable", str(exc)
+        except (ValueError, LookupError) as exc:
+            outcome, detail = "failed", str(exc)
+        record = Action(
+            action=action,
+            target=self.target.name,
+            service=self.service.name,
+            object=obj,
+            dry_run=not applied,
+            outcome=outcome,
+            detail=detail,
+            parameters=parameters,
+            by=os.environ.get("OPSNB_USER") or _whoami(),
+            mode=self.mode,
+        )
+        self.actions.append(record)
+        audit.append(record)
+        records.show(record)
+        return record
+
+    def rollback(self, to_revision: int | None = None) -> Action:
+        name = self.service.deployment
+        return self.act(
+            "rollback", f"deployment/{name}",
+            lambda dry: self.k8s.rollback(name, to_revision=to_revision, dry_run=dry),
+            to_revision=to_revision,
+        )  # fmt: skip
+
+    def scale(self, replicas: int) -> Action:
+        name = self.service.deployment
+        ceiling = self.target.policy.max_replicas
+        if replicas > ceiling:
+            raise ValueError(f"{replicas} replicas exceeds the target's ceiling of {ceiling}")
+        return self.act(
+            "scale", f"deployment/{name}",
+            lambda dry: self.k8s.scale(name, replicas, dry_run=dry), replicas=replicas,
+        )  # fmt: skip
+
+    def restart(self) -> Action:
+        name = self.service.deployment
+        return self.act(
+            "restart", f"deployment/{name}", lambda dry: self.k8s.restart(name, dry_run=dry)
+        )
+
+    def set_env(self, **env: str) -> Action:
+        name, container = self.service.deployment, self.service.container
+        return self.act(
+            "set-env", f"deployment/{name}",
+            lambda dry: self.k8s.set_env(name, container, env, dry_run=dry), **env,
+        )  # fmt: skip
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def open_runbook(
+    target: str = "demo",
+    service: str = "",
+    *,
+    runbook: str = "runbook",
+    window_minutes: int = 60,
+    apply: bool = False,
+) -> Runbook:
+    """Open a session for ``service`` on ``target`` (config is read as ``opsnb run`` reads it)."""
+    resolved = get_target(target)
+    return Runbook(
+        resolved,
+        resolved.service(service or None),
+        runbook=runbook,
+        window_minutes=window_minutes,
+        apply=apply,
+    )
+
+
+# --- small helpers runbook cells use on series frames -------------------------------------
+
+
+def latest(frame: pd.DataFrame) -> float | None:
+    """The newest non-NaN value of a series frame, or None when there is none."""
+    if frame.empty:
+        return None
+    values = frame.sort_values("timestamp")["value"].dropna()
+    return None if values.empty else float(values.iloc[-1])
+
+
+def first_breach(frame: pd.DataFrame, threshold: float) -> pd.Timestamp | None:
+    """When the series first reached ``threshold`` in its latest run above it."""
+    if frame.empty:
+        return None
+    ordered = frame.sort_values("timestamp")
+    above = (ordered["value"] >= threshold).to_numpy()
+    if not above[-1]:
+        above_idx = [i for i, a in enumerate(above) if a]
+        return ordered["timestamp"].iloc[above_idx[0]] if above_idx else None
+    start = len(above) - 1
+    while start > 0 and above[start - 1]:
+        start -= 1
+    return ordered["timestamp"].iloc[start]
+
+
+def ratio_to_baseline(frame: pd.DataFrame, recent: int = 5) -> float | None:
+    """Mean of the last ``recent`` samples over the median of the window's first half."""
+    values = frame.sort_values("timestamp")["value"].dropna()
+    if len(values) < recent * 2:
+        return None
+    baseline = float(values.iloc[: len(values) // 2].median())
+    if baseline <= 0:
+        return None
+    return float(values.iloc[-recent:].mean()) / baseline

@@ -1,0 +1,60 @@
+"""The mitigation decision tree, table-driven from the playbook."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from opsnb.runtime.decide import Facts, decide
+from opsnb.runtime.session import first_breach, latest, ratio_to_baseline
+
+T = pd.Timestamp("2025-03-04T09:42:00Z")
+
+
+@pytest.mark.parametrize(
+    "facts, cause, recommendation",
+    [
+        (Facts(error_rate=0.0002, latency_p99=0.12), "healthy", "none"),
+        (
+            Facts(error_rate=0.1, latency_p99=0.3, rollout_revision=12, rollout_at=T,
+                  errors_began_at=T + pd.Timedelta(minutes=1)),
+            "recent-deployment", "rollback",
+        ),
+        (
+            # A rollout long before the errors is not blamed.
+            Facts(error_rate=0.1, latency_p99=0.3, rollout_revision=12, rollout_at=T,
+                  errors_began_at=T + pd.Timedelta(hours=3)),
+            "unknown", "escalate",
+        ),
+        (Facts(error_rate=0.15, latency_p99=2.5, pool_waiting=156, traffic_ratio=3.0),
+         "db-connection-pool-exhausted", "scale-up"),
+        (Facts(error_rate=0.05, dependencies_down=["payments-provider"]),
+         "dependency-unavailable", "enable-circuit-breaker"),
+        (Facts(error_rate=0.02, traffic_ratio=3.5), "traffic-spike", "scale-up"),
+        (Facts(error_rate=0.0, oom_killed=["api-1"]), "oom-killed", "increase-memory-limit"),
+        (Facts(), "unknown", "escalate"),
+    ],
+)  # fmt: skip
+def test_primary_finding(facts, cause, recommendation):
+    primary = decide(facts)[0]
+    assert (primary.cause, primary.recommendation) == (cause, recommendation)
+    assert primary.evidence
+
+
+def test_traffic_spike_is_a_contributing_finding_of_pool_exhaustion():
+    causes = [f.cause for f in decide(Facts(error_rate=0.15, pool_waiting=10, traffic_ratio=3))]
+    assert causes == ["db-connection-pool-exhausted", "traffic-spike"]
+
+
+def frame(values, start="2025-01-15T14:00:00Z"):
+    times = pd.date_range(start, periods=len(values), freq="1min")
+    return pd.DataFrame({"timestamp": times, "value": values})
+
+
+def test_series_helpers():
+    f = frame([0.0, 0.02, 0.0, 0.03, 0.05, float("nan")])
+    assert latest(f) == 0.05
+    assert first_breach(f, 0.01) == pd.Timestamp("2025-01-15T14:03:00Z")
+    assert first_breach(frame([0.0, 0.0]), 0.01) is None
+    assert latest(frame([])) is None
+    assert ratio_to_baseline(frame([100] * 10 + [300] * 10)) == pytest.approx(3.0)
