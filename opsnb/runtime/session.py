@@ -324,7 +324,9 @@ def first_breach(frame: pd.DataFrame, threshold: float) -> pd.Timestamp | None:
     """When the series first reached ``threshold`` in its latest run above it."""
     if frame.empty:
         return None
-    ordered = frame.sort_values("timestamp")
+    ordered = frame.dropna(subset=["value"]).sort_values("timestamp")
+    if ordered.empty:
+        return None
     above = (ordered["value"] >= threshold).to_numpy()
     if not above[-1]:
         above_idx = [i for i, a in enumerate(above) if a]
