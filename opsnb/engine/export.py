@@ -6,6 +6,7 @@ Charts are embedded as data URIs by nbconvert; scripts loaded from the network
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ def to_html(nb: Any, path: Path, *, title: str) -> Path:
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab")
-    node = nbformat.from_dict(nb) if isinstance(nb, dict) else nb
+    # The on-disk form splits multi-line strings into lists; reads() joins them again.
+    node = nbformat.reads(json.dumps(nb), as_version=4) if isinstance(nb, dict) else nb
     body, _ = exporter.from_notebook_node(node, resources={"metadata": {"name": title}})
     body = _REMOTE_LINK.sub("", _REMOTE_SCRIPT.sub("", body))
     path.write_text(body, encoding="utf-8")
