@@ -161,6 +161,22 @@ class Service:
         self.stop()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGKILL it when the thread that spawned it dies.
+
+    atexit does not run when the Python process is killed (SIGTERM from a CI timeout, SIGKILL),
+    so this is what keeps a killed test run from leaking servers. The flip side: start
+    services from a thread that lives as long as they should (the main thread, as pytest does).
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except Exception:
+        pass  # not Linux: fall back to stop() and atexit
+
+
 def _spawn(
     name: str,
     argv: Sequence[str],
@@ -184,6 +200,7 @@ def _spawn(
             cwd=cwd,
             env=env,
             process_group=0,
+            preexec_fn=_die_with_parent,
             **kwargs,
         )
     with _LIVE_LOCK:
