@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import pwd
 import shutil
@@ -353,7 +354,7 @@ def start_postgres(
             base = Path(tempfile.mkdtemp(prefix="opsnb-pg-"))
             os.chown(base, pw.pw_uid, pw.pw_gid)
             (workdir / "postgres" / "LOCATION").write_text(f"{base}\n")
-            cleanup.append(lambda b=base: shutil.rmtree(b, ignore_errors=True))
+            cleanup.append(functools.partial(shutil.rmtree, base, ignore_errors=True))
     datadir = base / "data"
     socket_dir = base / "sock"
     log_path = workdir / "postgres.log"
