@@ -1,0 +1,1 @@
+"""Real services on loopback for tests and the demo lab."""
