@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,23 @@ def prometheus_server(lab_workdir: Path) -> Iterator[processes.Prometheus]:
 
 
 # --- fixtures added by other modules' authors go below this line -----------------------------
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory, _isolated_env: None) -> Iterator[Any]:
+    """The whole lab, once per session, with its target ``lab`` written to OPSNB_HOME.
+
+    Tests that inject a fault clear it before they finish, so the next test starts healthy.
+    """
+    import os
+
+    from opsnb.lab.orchestrator import Lab
+
+    the_lab = Lab(tmp_path_factory.mktemp("whole-lab"), rps=30)
+    try:
+        the_lab.start()
+    except Exception as exc:
+        pytest.fail(f"the lab did not start: {exc}", pytrace=False)
+    the_lab.write_target(os.environ["OPSNB_HOME"])
+    yield the_lab
+    the_lab.stop()

@@ -165,17 +165,6 @@ def test_alert_rules_are_valid_for_promtool(tmp_path):
 # --- the whole lab ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[Lab]:
-    the_lab = Lab(tmp_path_factory.mktemp("whole-lab"), rps=30)
-    try:
-        the_lab.start()
-    except Exception as exc:
-        pytest.fail(f"the lab did not start: {exc}", pytrace=False)
-    yield the_lab
-    the_lab.stop()
-
-
 def prom_value(lab: Lab, expr: str) -> float:
     assert lab.prometheus is not None
     result = lab.prometheus.query(expr)
