@@ -143,7 +143,7 @@ class Snapshot:
             )
         if service not in found:
             raise LookupError(
-                f"no snapshot of service {service!r} in {root}; "
+                f"no snapshot for service {service!r} in {root}; "
                 f"available: {', '.join(sorted(found)) or 'none'}"
             )
         return cls(found[service])
