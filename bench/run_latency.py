@@ -57,7 +57,9 @@ def main() -> None:
         print(f"{name:<14} min {min(times):6.2f} s  median {statistics.median(times):6.2f} s  "
               f"(n={len(times)})")  # fmt: skip
     ratio_min = min(results["opsnb run"]) / min(results["papermill CLI"])
-    ratio_med = statistics.median(results["opsnb run"]) / statistics.median(results["papermill CLI"])
+    ratio_med = statistics.median(results["opsnb run"]) / statistics.median(
+        results["papermill CLI"]
+    )
     print(f"ratio opsnb/papermill: min {ratio_min:.2f}  median {ratio_med:.2f}")
 
 

@@ -124,7 +124,11 @@ def load(path: Path) -> Runbook:
     except Exception as exc:  # nbformat raises several unrelated types for bad files
         raise UsageError(f"{path}: not a readable notebook ({exc})") from None
     cell = next(
-        (c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])),
+        (
+            c
+            for c in nb.cells
+            if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])
+        ),
         None,
     )
     if cell is None:
@@ -133,9 +137,7 @@ def load(path: Path) -> Runbook:
     missing = [p for p in REQUIRED if p not in params]
     if missing:
         raise UsageError(f"{path}: the parameters cell must declare {', '.join(missing)}")
-    return Runbook(
-        name=path.stem, path=path.resolve(), description=describe(nb), parameters=params
-    )
+    return Runbook(name=path.stem, path=path.resolve(), description=describe(nb), parameters=params)
 
 
 def describe(nb: Any) -> str:
@@ -162,8 +164,10 @@ def parse_parameters(source: str, *, where: str) -> dict[str, Parameter]:
     for node in tree.body:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             name, annotation, value_node = node.target.id, node.annotation, node.value
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
-            node.targets[0], ast.Name
+        elif (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
         ):
             name, annotation, value_node = node.targets[0].id, None, node.value
         else:
@@ -172,10 +176,8 @@ def parse_parameters(source: str, *, where: str) -> dict[str, Parameter]:
             default = ast.literal_eval(value_node) if value_node is not None else None
         except ValueError:
             raise UsageError(f"{where}: parameter {name!r} needs a literal default") from None
-        if annotation is not None:
-            type_name = ast.unparse(annotation)
-        else:
-            type_name = type(default).__name__
+        # The annotation names the type; without one, the default's type does.
+        type_name = ast.unparse(annotation) if annotation else type(default).__name__
         if type_name not in TYPES:
             raise UsageError(
                 f"{where}: parameter {name!r} has type {type_name!r}; use one of {list(TYPES)}"

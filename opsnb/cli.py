@@ -81,8 +81,12 @@ def _print_runbook_help(name: str) -> None:
     "-p", "--param", "params", multiple=True, nargs=2, metavar="NAME VALUE",
     help="A runbook parameter (repeatable).",
 )  # fmt: skip
-@click.option("--out", "out_dir", default="runs", show_default=True, type=click.Path(path_type=Path))
-@click.option("--apply", is_flag=True, help="Really run resolution steps (target policy permitting).")
+@click.option(
+    "--out", "out_dir", default="runs", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--apply", is_flag=True, help="Really run resolution steps (target policy permitting)."
+)
 @click.option("--cell-timeout", default=120.0, show_default=True, help="Seconds per cell.")
 @click.option("--deadline", default=600.0, show_default=True, help="Seconds for the whole run.")
 @click.option("--help", "show_help", is_flag=True, help="Show the runbook's parameters and exit.")
@@ -109,26 +113,34 @@ def run(
     if show_help or not runbook:
         click.echo(ctx.get_help())
         ctx.exit(0 if show_help else 2)
-    from .engine import RunRequest, execute, prepare
-
     parameters: dict[str, Any] = {}
     for name, value in params:
         if name in parameters:
             raise click.UsageError(f"parameter {name!r} given twice")
         parameters[name] = value
-    prepared = prepare(
-        RunRequest(
-            runbook=runbook,
-            target=target,
-            parameters=parameters,
-            out_dir=out_dir,
-            apply=apply,
-            cell_timeout=cell_timeout,
-            deadline=deadline,
-            progress=sys.stderr.isatty(),
+    # The kernel starts first and warms up while opsnb imports and validates.
+    from .engine.kernels import WarmKernel
+
+    kernel = WarmKernel(env={"OPSNB_MODE": "manual"})
+    try:
+        from .engine import RunRequest, execute, prepare
+
+        prepared = prepare(
+            RunRequest(
+                runbook=runbook,
+                target=target,
+                parameters=parameters,
+                out_dir=out_dir,
+                apply=apply,
+                cell_timeout=cell_timeout,
+                deadline=deadline,
+                progress=sys.stderr.isatty(),
+            )
         )
-    )
-    outcome = execute(prepared)
+    except BaseException:
+        kernel.shutdown()
+        raise
+    outcome = execute(prepared, kernel)
     summarize(outcome.result)
     click.echo(str(outcome.run_dir))
     ctx.exit(outcome.exit_code)
@@ -137,9 +149,7 @@ def run(
 def summarize(result: dict[str, Any]) -> None:
     """A few lines on stderr for people; stdout's last line stays the run folder."""
     for finding in result["findings"]:
-        click.echo(
-            f"finding: {finding['cause']} -> {finding['recommendation']}", err=True
-        )
+        click.echo(f"finding: {finding['cause']} -> {finding['recommendation']}", err=True)
     unavailable = [c["name"] for c in result["checks"] if c["status"] == "unavailable"]
     if unavailable:
         click.echo(f"unavailable checks: {', '.join(unavailable)}", err=True)
@@ -155,7 +165,9 @@ def summarize(result: dict[str, Any]) -> None:
 
 
 @main.command("demo")
-@click.option("--out", "out_dir", default="runs/demo", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out", "out_dir", default="runs/demo", show_default=True, type=click.Path(path_type=Path)
+)
 def demo(out_dir: Path) -> None:
     """Run the diagnosis runbooks against the embedded recorded incidents."""
     from .demo.runner import run_demo

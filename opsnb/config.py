@@ -170,7 +170,9 @@ def load_targets() -> dict[str, Target]:
         except yaml.YAMLError as exc:
             raise ConfigError(f"not valid YAML: {exc}", path=str(path)) from None
         if not isinstance(data, Mapping):
-            raise ConfigError("the top level must be a mapping with a 'targets' key", path=str(path))
+            raise ConfigError(
+                "the top level must be a mapping with a 'targets' key", path=str(path)
+            )
         targets = data.get("targets", {})
         if not isinstance(targets, Mapping):
             raise ConfigError("'targets' must be a mapping of name to target", path=str(path))
@@ -320,9 +322,13 @@ def _redis(s: dict[str, Any] | None, where: str) -> RedisConfig | None:
         return None
     url = str(s.get("url", "redis://127.0.0.1:6379/0"))
     if "@" in url.split("//", 1)[-1]:
-        raise ConfigError(f"{where}: redis url must not carry a password; use password: {{env: NAME}}")
+        raise ConfigError(
+            f"{where}: redis url must not carry a password; use password: {{env: NAME}}"
+        )
     return RedisConfig(
-        url=url, password=_secret(s, "password", f"{where} redis"), timeout=float(s.get("timeout", 3.0))
+        url=url,
+        password=_secret(s, "password", f"{where} redis"),
+        timeout=float(s.get("timeout", 3.0)),
     )
 
 
@@ -344,7 +350,9 @@ def parse_service(name: str, s: Mapping[str, Any], where: str) -> ServiceConfig:
     slo = dict(DEFAULT_SLO)
     for key, value in (s.get("slo") or {}).items():
         if key not in DEFAULT_SLO:
-            raise ConfigError(f"{where}: service {name!r} slo key {key!r}; known: {list(DEFAULT_SLO)}")
+            raise ConfigError(
+                f"{where}: service {name!r} slo key {key!r}; known: {list(DEFAULT_SLO)}"
+            )
         slo[key] = float(value)
     return ServiceConfig(
         name=name,

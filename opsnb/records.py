@@ -79,9 +79,8 @@ def bundle(record: Check | Finding | Action) -> dict[str, Any]:
         return {CHECK_MIME: payload, "text/html": markup, "text/plain": text}
     if isinstance(record, Finding):
         items = "".join(f"<li>{html.escape(e)}</li>" for e in record.evidence)
-        text = (
-            f"FINDING cause={record.cause} recommendation={record.recommendation}\n"
-            + "\n".join(f"  - {e}" for e in record.evidence)
+        text = f"FINDING cause={record.cause} recommendation={record.recommendation}\n" + "\n".join(
+            f"  - {e}" for e in record.evidence
         )
         markup = (
             '<div class="opsnb-finding" style="border-left:4px solid #0969da;padding:4px 10px">'

@@ -8,12 +8,12 @@ import pytest
 from opsnb import catalog
 from opsnb.errors import ParameterError, UnknownRunbookError, UsageError
 
-SOURCE = '''target: str = "demo"  # target name
+SOURCE = """target: str = "demo"  # target name
 service: str = ""  # service
 window_minutes: int = 60  # minutes to look back
 threshold = 0.5  # inferred float
 apply: bool = False  # apply changes
-'''
+"""
 
 
 def make_notebook(tmp_path, source=SOURCE, tag="parameters"):

@@ -92,7 +92,9 @@ def test_plain_papermill_runs_the_runbook(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     from opsnb.records import FINDING_MIME, scan
 
-    findings = [p for _, mime, p in scan(nbformat.read(str(out), as_version=4)) if mime == FINDING_MIME]
+    findings = [
+        p for _, mime, p in scan(nbformat.read(str(out), as_version=4)) if mime == FINDING_MIME
+    ]
     assert findings[0]["cause"] == "db-connection-pool-exhausted"
 
 

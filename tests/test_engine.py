@@ -13,13 +13,19 @@ import pytest
 from opsnb.engine import RunRequest, prepare, run_runbook
 from opsnb.errors import ParameterError, PolicyError, SecretError
 
-PARAMS = 'target: str = "demo"  # target\nservice: str = ""  # service\napply: bool = False  # apply\n'
+PARAMS = (
+    'target: str = "demo"  # target\nservice: str = ""  # service\napply: bool = False  # apply\n'
+)
 SECRET = "pg-S3cret-4242"
 
 
 def notebook(tmp_path: Path, *cells: str, name: str = "sample") -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}")]
     nb.cells.append(nbformat.v4.new_code_cell(PARAMS, metadata={"tags": ["parameters"]}))
     nb.cells += [nbformat.v4.new_code_cell(src) for src in cells]
@@ -79,7 +85,7 @@ def test_records_come_from_the_notebook(tmp_path):
     nb = nbformat.reads(nb_text, as_version=4)
     tags = [c.metadata.get("tags", []) for c in nb.cells]
     assert ["injected-parameters"] in tags and nb.metadata["papermill"]["parameters"]
-    assert "disk space" in html and "<script src=\"http" not in html
+    assert "disk space" in html and '<script src="http' not in html
 
 
 def test_failing_cell_writes_partial_record_and_names_the_cell(tmp_path):
@@ -100,7 +106,9 @@ def test_failing_cell_writes_partial_record_and_names_the_cell(tmp_path):
 def test_cell_timeout_stops_a_hung_cell(tmp_path):
     path = notebook(tmp_path, "import time\ntime.sleep(60)")
     began = time.monotonic()
-    outcome = run_runbook(RunRequest(runbook=str(path), target="plain", out_dir=tmp_path / "runs", cell_timeout=2))
+    outcome = run_runbook(
+        RunRequest(runbook=str(path), target="plain", out_dir=tmp_path / "runs", cell_timeout=2)
+    )
     assert time.monotonic() - began < 30
     assert outcome.exit_code == 1
     assert (outcome.run_dir / "result.json").is_file()

@@ -31,19 +31,32 @@ needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not insta
 def deployment(name: str, image: str, replicas: int = 3, cause: str | None = None) -> dict:
     annotations = {"kubernetes.io/change-cause": cause} if cause else {}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS, "labels": {"app": name},
-                     "annotations": annotations},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": {"app": name},
+            "annotations": annotations,
+        },
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name, "tier": "web"}},
-                "spec": {"containers": [{
-                    "name": name, "image": image,
-                    "ports": [{"containerPort": 8080}],
-                    "env": [{"name": "POOL_SIZE", "value": "10"},
-                            {"name": "LOG_LEVEL", "value": "info"}]}]},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": name,
+                            "image": image,
+                            "ports": [{"containerPort": 8080}],
+                            "env": [
+                                {"name": "POOL_SIZE", "value": "10"},
+                                {"name": "LOG_LEVEL", "value": "info"},
+                            ],
+                        }
+                    ]
+                },
             },
         },
     }
@@ -52,8 +65,9 @@ def deployment(name: str, image: str, replicas: int = 3, cause: str | None = Non
 @pytest.fixture(scope="module")
 def server():
     with KubeAPIServer(host="127.0.0.1", port=0) as srv:
-        srv.store.apply(deployment("my-service", "registry.local/my-service:1.4.2",
-                                   cause="deploy 1.4.2"))
+        srv.store.apply(
+            deployment("my-service", "registry.local/my-service:1.4.2", cause="deploy 1.4.2")
+        )
         yield srv
 
 
@@ -70,8 +84,14 @@ def kubectl(kubeconfig: Path):
     env.pop("KUBECONFIG", None)
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = [KUBECTL or "kubectl", "--kubeconfig", str(kubeconfig),
-               "--cache-dir", str(home / "cache"), *args]
+        cmd = [
+            KUBECTL or "kubectl",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--cache-dir",
+            str(home / "cache"),
+            *args,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30)
         if check and done.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{done.stderr}")
@@ -119,9 +139,15 @@ def test_discovery_lists_the_resources_opsnb_uses(server: KubeAPIServer):
     assert "apps" in groups
     assert missing.status_code == 404
     assert missing.json() == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": 'pods "nope" not found', "reason": "NotFound",
-        "details": {"name": "nope", "kind": "pods"}, "code": 404}
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'pods "nope" not found',
+        "reason": "NotFound",
+        "details": {"name": "nope", "kind": "pods"},
+        "code": 404,
+    }
 
 
 def test_seeded_deployment_is_reconciled_like_the_controller(server: KubeAPIServer):
@@ -138,13 +164,18 @@ def test_seeded_deployment_is_reconciled_like_the_controller(server: KubeAPIServ
     assert dep["status"]["readyReplicas"] == dep["status"]["availableReplicas"] == 3
     assert dep["status"]["observedGeneration"] == dep["metadata"]["generation"] == 1
     assert {c["type"]: c["status"] for c in dep["status"]["conditions"]} == {
-        "Available": "True", "Progressing": "True"}
+        "Available": "True",
+        "Progressing": "True",
+    }
     assert len(pods) == 3
     for pod in pods:
         assert pod["metadata"]["name"].startswith(f"{rs['metadata']['name']}-")
         assert len(pod["metadata"]["name"]) == len(rs["metadata"]["name"]) + 6
-        assert pod["metadata"]["labels"] == {"app": "my-service", "tier": "web",
-                                             "pod-template-hash": hash_}
+        assert pod["metadata"]["labels"] == {
+            "app": "my-service",
+            "tier": "web",
+            "pod-template-hash": hash_,
+        }
         assert pod["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"]
         assert pod["status"]["phase"] == "Running" and pod["status"]["podIP"]
         assert pod["spec"]["nodeName"]
@@ -166,29 +197,39 @@ def test_kubectl_get_pods_by_label(server: KubeAPIServer, kubectl):
 
 @needs_kubectl
 def test_kubectl_get_pods_json(server: KubeAPIServer, kubectl):
-    listing = json.loads(kubectl("get", "pods", "-l", "app in (my-service),tier!=db",
-                                 "-o", "json").stdout)
-    assert sorted(i["metadata"]["name"] for i in listing["items"]) == pod_names(server,
-                                                                                "my-service")
+    listing = json.loads(
+        kubectl("get", "pods", "-l", "app in (my-service),tier!=db", "-o", "json").stdout
+    )
+    assert sorted(i["metadata"]["name"] for i in listing["items"]) == pod_names(
+        server, "my-service"
+    )
     assert {i["kind"] for i in listing["items"]} == {"Pod"}
-    assert listing["items"][0]["spec"]["containers"][0]["image"] == \
-        "registry.local/my-service:1.4.2"
+    assert (
+        listing["items"][0]["spec"]["containers"][0]["image"] == "registry.local/my-service:1.4.2"
+    )
 
 
 @needs_kubectl
 def test_kubectl_logs_current_previous_and_tail(server: KubeAPIServer, kubectl):
     pod = pod_names(server, "my-service")[0]
-    server.store.set_log(NS, pod, "2025-01-15T14:18:02.123Z INFO a=1\n"
-                                  "2025-01-15T14:18:03.000Z ERROR error=PoolTimeoutError\n")
-    server.store.set_log(NS, pod, "2025-01-15T14:00:00.000Z CRITICAL error=OOM\n",
-                         previous=True)
+    server.store.set_log(
+        NS,
+        pod,
+        "2025-01-15T14:18:02.123Z INFO a=1\n"
+        "2025-01-15T14:18:03.000Z ERROR error=PoolTimeoutError\n",
+    )
+    server.store.set_log(NS, pod, "2025-01-15T14:00:00.000Z CRITICAL error=OOM\n", previous=True)
     assert kubectl("logs", pod).stdout.splitlines() == [
         "2025-01-15T14:18:02.123Z INFO a=1",
-        "2025-01-15T14:18:03.000Z ERROR error=PoolTimeoutError"]
-    assert kubectl("logs", pod, "--previous").stdout == \
-        "2025-01-15T14:00:00.000Z CRITICAL error=OOM\n"
-    assert kubectl("logs", pod, "--tail=1").stdout == \
-        "2025-01-15T14:18:03.000Z ERROR error=PoolTimeoutError\n"
+        "2025-01-15T14:18:03.000Z ERROR error=PoolTimeoutError",
+    ]
+    assert (
+        kubectl("logs", pod, "--previous").stdout == "2025-01-15T14:00:00.000Z CRITICAL error=OOM\n"
+    )
+    assert (
+        kubectl("logs", pod, "--tail=1").stdout
+        == "2025-01-15T14:18:03.000Z ERROR error=PoolTimeoutError\n"
+    )
     stamped = kubectl("logs", pod, "--tail=1", "--timestamps").stdout
     assert stamped.startswith("2025-01-15T14:18:03.000000000Z 2025-01-15T14:18:03.000Z ERROR")
     no_previous = pod_names(server, "my-service")[1]
@@ -203,8 +244,11 @@ def test_kubectl_get_events(server: KubeAPIServer, kubectl):
     assert out.splitlines()[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert f"Scaled up replica set {rs} from 0 to 3" in out
     assert "deployment/my-service" in out
-    created = [line for line in out.splitlines() if "SuccessfulCreate" in line
-               and f"replicaset/{rs}" in line]
+    created = [
+        line
+        for line in out.splitlines()
+        if "SuccessfulCreate" in line and f"replicaset/{rs}" in line
+    ]
     assert len(created) == 3
 
 
@@ -240,7 +284,8 @@ def test_kubectl_scale_and_server_dry_run(server: KubeAPIServer, kubectl):
     assert pod_names(server, "scaling") == before
     assert server.mutations() == []
     assert [r.path for r in server.requests if r.dry_run] == [
-        "/apis/apps/v1/namespaces/production/deployments/scaling/scale"]
+        "/apis/apps/v1/namespaces/production/deployments/scaling/scale"
+    ]
 
 
 @needs_kubectl
@@ -257,8 +302,9 @@ def test_kubectl_rollout_undo_reuses_the_old_replica_set(server: KubeAPIServer, 
     assert len(rss) == 2  # no third ReplicaSet: the old one is re-used
     assert rss[first_rs]["spec"]["replicas"] == 3
     assert rss[first_rs]["metadata"]["annotations"][REVISION] == "3"
-    assert rss[first_rs]["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] \
-        == "1"
+    assert (
+        rss[first_rs]["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
+    )
     assert all(rs["spec"]["replicas"] == 0 for name, rs in rss.items() if name != first_rs)
     assert all(p.startswith(first_rs) for p in pod_names(server, "undo"))
     out = kubectl("rollout", "history", "deployment/undo").stdout
@@ -272,24 +318,31 @@ def test_kubectl_rollout_restart_creates_a_new_revision(server: KubeAPIServer, k
     kubectl("rollout", "restart", "deployment/restart")
     dep = server.store.get("Deployment", NS, "restart")
     assert dep is not None
-    assert "kubectl.kubernetes.io/restartedAt" in dep["spec"]["template"]["metadata"][
-        "annotations"]
+    assert "kubectl.kubernetes.io/restartedAt" in dep["spec"]["template"]["metadata"]["annotations"]
     assert dep["metadata"]["annotations"][REVISION] == "2"
     new_pods = pod_names(server, "restart")
     assert len(new_pods) == 2 and not set(new_pods) & set(old_pods)
-    assert "successfully rolled out" in kubectl(
-        "rollout", "status", "deployment/restart", "--timeout=10s").stdout
+    assert (
+        "successfully rolled out"
+        in kubectl("rollout", "status", "deployment/restart", "--timeout=10s").stdout
+    )
 
 
 @needs_kubectl
 def test_kubectl_shows_crashing_pods_and_deleted_pods_come_back(server: KubeAPIServer, kubectl):
     server.store.apply(deployment("crashy", "registry.local/crashy:1", replicas=2))
     crashing, healthy = pod_names(server, "crashy")
-    server.store.set_pod_state(NS, crashing, restart_count=4, waiting_reason="CrashLoopBackOff",
-                               last_state={"terminated": {"reason": "OOMKilled",
-                                                          "exitCode": 137}})
-    rows = {line.split()[0]: line.split() for line in
-            kubectl("get", "pods", "-l", "app=crashy").stdout.splitlines()[1:]}
+    server.store.set_pod_state(
+        NS,
+        crashing,
+        restart_count=4,
+        waiting_reason="CrashLoopBackOff",
+        last_state={"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+    )
+    rows = {
+        line.split()[0]: line.split()
+        for line in kubectl("get", "pods", "-l", "app=crashy").stdout.splitlines()[1:]
+    }
     assert rows[crashing][1:4] == ["0/1", "CrashLoopBackOff", "4"]
     dep = server.store.get("Deployment", NS, "crashy")
     assert dep is not None and dep["status"]["readyReplicas"] == 1
@@ -340,8 +393,9 @@ def test_client_lists_pods_with_selectors(server: KubeAPIServer, api):
     assert pod.status.container_statuses[0].ready is True
     assert pod.metadata.owner_references[0].kind == "ReplicaSet"
     assert pod.spec.containers[0].env[0].name == "POOL_SIZE"
-    assert core.list_namespaced_pod(NS, label_selector="app=my-service,tier notin (web)").items \
-        == []
+    assert (
+        core.list_namespaced_pod(NS, label_selector="app=my-service,tier notin (web)").items == []
+    )
     everywhere = core.list_pod_for_all_namespaces(label_selector="app=my-service").items
     assert len(everywhere) == 3
     one = core.list_namespaced_pod(NS, field_selector=f"metadata.name={pod.metadata.name}")
@@ -378,11 +432,25 @@ def test_client_dry_run_patch_returns_the_result_but_changes_nothing(server: Kub
     rs_before = replica_sets(server, "my-service")
     server.reset_requests()
     patched = apps.patch_namespaced_deployment(
-        "my-service", NS,
-        {"spec": {"template": {"spec": {"containers": [
-            {"name": "my-service", "image": "registry.local/my-service:9.9.9",
-             "env": [{"name": "POOL_SIZE", "value": "50"}]}]}}}},
-        dry_run="All")
+        "my-service",
+        NS,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "my-service",
+                                "image": "registry.local/my-service:9.9.9",
+                                "env": [{"name": "POOL_SIZE", "value": "50"}],
+                            }
+                        ]
+                    }
+                }
+            }
+        },
+        dry_run="All",
+    )
     container = patched.spec.template.spec.containers[0]
     assert container.image == "registry.local/my-service:9.9.9"
     # strategic merge: env merged by name, the untouched variable kept
@@ -398,26 +466,42 @@ def test_client_dry_run_patch_returns_the_result_but_changes_nothing(server: Kub
 def test_client_json_patch_and_merge_patch(server: KubeAPIServer, api):
     apps = client.AppsV1Api(api)
     server.store.apply(deployment("patchy", "registry.local/patchy:1", replicas=1))
-    apps.patch_namespaced_deployment("patchy", NS, [
-        {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
-         "value": {"name": "FEATURE", "value": "on"}},
-        {"op": "replace", "path": "/spec/replicas", "value": 2}])
+    apps.patch_namespaced_deployment(
+        "patchy",
+        NS,
+        [
+            {
+                "op": "add",
+                "path": "/spec/template/spec/containers/0/env/-",
+                "value": {"name": "FEATURE", "value": "on"},
+            },
+            {"op": "replace", "path": "/spec/replicas", "value": 2},
+        ],
+    )
     dep = server.store.get("Deployment", NS, "patchy")
     assert dep is not None
     assert [e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]] == [
-        "POOL_SIZE", "LOG_LEVEL", "FEATURE"]
+        "POOL_SIZE",
+        "LOG_LEVEL",
+        "FEATURE",
+    ]
     assert len(pod_names(server, "patchy")) == 2
     # the generated client picks the patch type itself; send a merge patch over raw HTTP
     with httpx.Client(base_url=server.url) as http:
-        r = http.patch("/apis/apps/v1/namespaces/production/deployments/patchy",
-                       content=json.dumps({"metadata": {"labels": {"team": "payments"}}}),
-                       headers={"Content-Type": "application/merge-patch+json"})
-        bad = http.patch("/apis/apps/v1/namespaces/production/deployments/patchy",
-                         content=json.dumps([{"op": "replace", "path": "/spec/nope/x",
-                                              "value": 1}]),
-                         headers={"Content-Type": "application/json-patch+json"})
-    assert r.status_code == 200 and r.json()["metadata"]["labels"] == {"app": "patchy",
-                                                                       "team": "payments"}
+        r = http.patch(
+            "/apis/apps/v1/namespaces/production/deployments/patchy",
+            content=json.dumps({"metadata": {"labels": {"team": "payments"}}}),
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        bad = http.patch(
+            "/apis/apps/v1/namespaces/production/deployments/patchy",
+            content=json.dumps([{"op": "replace", "path": "/spec/nope/x", "value": 1}]),
+            headers={"Content-Type": "application/json-patch+json"},
+        )
+    assert r.status_code == 200 and r.json()["metadata"]["labels"] == {
+        "app": "patchy",
+        "team": "payments",
+    }
     assert bad.status_code == 422 and bad.json()["kind"] == "Status"
 
 
@@ -426,12 +510,16 @@ def test_client_scale_subresource(server: KubeAPIServer, api):
     server.store.apply(deployment("scaled", "registry.local/scaled:1", replicas=2))
     scale = apps.read_namespaced_deployment_scale("scaled", NS)
     assert (scale.spec.replicas, scale.status.replicas, scale.status.selector) == (
-        2, 2, "app=scaled")
+        2,
+        2,
+        "app=scaled",
+    )
     result = apps.patch_namespaced_deployment_scale("scaled", NS, {"spec": {"replicas": 5}})
     assert result.kind == "Scale" and result.spec.replicas == 5 and result.status.replicas == 5
     assert len(pod_names(server, "scaled")) == 5
-    events = server.store.list("Event", NS, field_selector="involvedObject.name=scaled,"
-                                                           "reason=ScalingReplicaSet")
+    events = server.store.list(
+        "Event", NS, field_selector="involvedObject.name=scaled,reason=ScalingReplicaSet"
+    )
     assert [e["message"].split(" from ")[1] for e in events] == ["0 to 2", "2 to 5"]
     with pytest.raises(ApiException) as invalid:
         apps.patch_namespaced_deployment_scale("scaled", NS, {"spec": {"replicas": -1}})
@@ -448,19 +536,24 @@ def test_client_lists_replica_sets_and_events(server: KubeAPIServer, api):
     assert rs.spec.template.metadata.labels["pod-template-hash"] in rs.metadata.name
     assert rs.status.ready_replicas == 3
     events = core.list_namespaced_event(
-        NS, field_selector="involvedObject.name=my-service,reason=ScalingReplicaSet").items
+        NS, field_selector="involvedObject.name=my-service,reason=ScalingReplicaSet"
+    ).items
     assert len(events) == 1
     event = events[0]
     assert event.involved_object.kind == "Deployment"
     assert event.involved_object.uid == dep.metadata.uid
     assert (event.type, event.count, event.source.component) == (
-        "Normal", 1, "deployment-controller")
+        "Normal",
+        1,
+        "deployment-controller",
+    )
     assert event.first_timestamp is not None and event.last_timestamp is not None
 
     pod = server.store.list("Pod", NS, "app=my-service")[0]
     for _ in range(2):
-        server.store.record_event(NS, pod, "BackOff", "Back-off restarting failed container",
-                                  type="Warning")
+        server.store.record_event(
+            NS, pod, "BackOff", "Back-off restarting failed container", type="Warning"
+        )
     (backoff,) = core.list_namespaced_event(NS, field_selector="reason=BackOff").items
     assert (backoff.count, backoff.type) == (2, "Warning")
     assert backoff.involved_object.name == pod["metadata"]["name"]
@@ -472,8 +565,9 @@ def test_client_error_statuses(server: KubeAPIServer, api):
     with pytest.raises(ApiException) as missing:
         apps.read_namespaced_deployment("does-not-exist", NS)
     assert missing.value.status == 404
-    assert json.loads(missing.value.body)["message"] == \
-        'deployments.apps "does-not-exist" not found'
+    assert (
+        json.loads(missing.value.body)["message"] == 'deployments.apps "does-not-exist" not found'
+    )
     with pytest.raises(ApiException) as exists:
         apps.create_namespaced_deployment(NS, deployment("my-service", "x:1"))
     assert exists.value.status == 409
@@ -483,8 +577,10 @@ def test_client_error_statuses(server: KubeAPIServer, api):
     with pytest.raises(ApiException) as invalid:
         apps.create_namespaced_deployment(NS, bad)
     assert invalid.value.status == 422
-    assert json.loads(invalid.value.body)["details"]["causes"][0]["field"] == \
-        "spec.template.metadata.labels"
+    assert (
+        json.loads(invalid.value.body)["details"]["causes"][0]["field"]
+        == "spec.template.metadata.labels"
+    )
     assert server.store.get("Deployment", NS, "bad") is None
 
     stale = apps.read_namespaced_deployment("my-service", NS)
@@ -501,8 +597,9 @@ def test_client_error_statuses(server: KubeAPIServer, api):
 
 def test_client_create_and_delete_cascade(server: KubeAPIServer, api):
     apps = client.AppsV1Api(api)
-    created = apps.create_namespaced_deployment(NS, deployment("temp", "registry.local/t:1",
-                                                               replicas=2))
+    created = apps.create_namespaced_deployment(
+        NS, deployment("temp", "registry.local/t:1", replicas=2)
+    )
     assert created.metadata.uid and created.metadata.resource_version
     assert len(pod_names(server, "temp")) == 2
     status = apps.delete_namespaced_deployment("temp", NS)  # this client returns a plain dict
@@ -515,8 +612,9 @@ def test_watch_streams_current_and_new_objects(server: KubeAPIServer, api):
     core = client.CoreV1Api(api)
     w = watch.Watch()
     seen = []
-    for event in w.stream(core.list_namespaced_pod, NS, label_selector="app=my-service",
-                          timeout_seconds=5):
+    for event in w.stream(
+        core.list_namespaced_pod, NS, label_selector="app=my-service", timeout_seconds=5
+    ):
         seen.append((event["type"], event["object"].metadata.name))
         if len(seen) == 3:
             w.stop()
@@ -532,11 +630,13 @@ def test_only_reads_and_dry_runs_record_no_mutations(server: KubeAPIServer, api)
     server.reset_requests()
     core.list_namespaced_pod(NS)
     apps.read_namespaced_deployment("my-service", NS)
-    apps.patch_namespaced_deployment_scale("my-service", NS, {"spec": {"replicas": 9}},
-                                           dry_run="All")
+    apps.patch_namespaced_deployment_scale(
+        "my-service", NS, {"spec": {"replicas": 9}}, dry_run="All"
+    )
     core.delete_namespaced_pod(pod_names(server, "my-service")[0], NS, dry_run="All")
-    preview = core.create_namespaced_config_map(NS, {"metadata": {"name": "preview"},
-                                                     "data": {"a": "1"}}, dry_run="All")
+    preview = core.create_namespaced_config_map(
+        NS, {"metadata": {"name": "preview"}, "data": {"a": "1"}}, dry_run="All"
+    )
     assert preview.metadata.uid and preview.data == {"a": "1"}
     assert server.store.get("ConfigMap", NS, "preview") is None
     assert len(pod_names(server, "my-service")) == 3
@@ -544,15 +644,20 @@ def test_only_reads_and_dry_runs_record_no_mutations(server: KubeAPIServer, api)
     with httpx.Client(base_url=server.url) as http:
         recorded = http.get("/_test/requests").json()
         assert [(r["method"], r["dry_run"]) for r in recorded] == [
-            ("GET", False), ("GET", False), ("PATCH", True), ("DELETE", True), ("POST", True)]
-        assert recorded[2]["path"] == "/apis/apps/v1/namespaces/production/deployments/" \
-                                      "my-service/scale"
+            ("GET", False),
+            ("GET", False),
+            ("PATCH", True),
+            ("DELETE", True),
+            ("POST", True),
+        ]
+        assert (
+            recorded[2]["path"] == "/apis/apps/v1/namespaces/production/deployments/"
+            "my-service/scale"
+        )
         assert recorded[2]["query"] == "dryRun=All"
         assert http.get("/_test/mutations").json() == []
-        core.create_namespaced_config_map(NS, {"metadata": {"name": "flags"},
-                                               "data": {"a": "1"}})
-        assert [m.path for m in server.mutations()] == [
-            "/api/v1/namespaces/production/configmaps"]
+        core.create_namespaced_config_map(NS, {"metadata": {"name": "flags"}, "data": {"a": "1"}})
+        assert [m.path for m in server.mutations()] == ["/api/v1/namespaces/production/configmaps"]
         assert [m["method"] for m in http.get("/_test/mutations").json()] == ["POST"]
         assert http.post("/_test/reset-requests").status_code == 200
     assert server.requests == []

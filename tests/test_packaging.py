@@ -10,7 +10,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # conda-forge names that differ from PyPI names.
-CONDA_TO_PYPI = {"python-kubernetes": "kubernetes", "redis-py": "redis", "types-pyyaml": "types-PyYAML"}
+CONDA_TO_PYPI = {
+    "python-kubernetes": "kubernetes",
+    "redis-py": "redis",
+    "types-pyyaml": "types-PyYAML",
+}
 
 
 def normalise(name: str) -> str:

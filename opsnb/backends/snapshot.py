@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..errors import BackendUnavailable
 from ..promql import render
+from . import snapshot_index
 from .kube_objects import (
     RESTARTED_AT,
     Change,
@@ -107,46 +108,13 @@ class Snapshot:
 
     # --- finding snapshots ------------------------------------------------------------------
 
-    @staticmethod
-    def services(root: str | Path) -> dict[str, Path]:
-        """service name -> snapshot folder, for a snapshot or a folder of snapshots."""
-        root = Path(root)
-        if (root / "snapshot.json").is_file():
-            folders = [root]
-        elif root.is_dir():
-            folders = sorted(p for p in root.iterdir() if (p / "snapshot.json").is_file())
-        else:
-            return {}
-        found: dict[str, Path] = {}
-        for folder in folders:
-            try:
-                meta = json.loads((folder / "snapshot.json").read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(meta, dict) and meta.get("service"):
-                found.setdefault(str(meta["service"]), folder)
-        return found
+    services = staticmethod(snapshot_index.services)
 
     @classmethod
     def open_for_service(cls, root: str | Path, service: str | None = None) -> Snapshot:
         """The snapshot of ``service`` in ``root`` (one snapshot, or a folder of snapshots
         with one subfolder per service). Raises LookupError naming the services there."""
-        root = Path(root)
-        if not root.exists():
-            raise LookupError(f"snapshot folder {root} does not exist")
-        found = cls.services(root)
-        if service is None or service == "":
-            if len(found) == 1:
-                return cls(next(iter(found.values())))
-            raise LookupError(
-                f"name a service: {root} holds snapshots of {', '.join(sorted(found)) or 'none'}"
-            )
-        if service not in found:
-            raise LookupError(
-                f"no snapshot for service {service!r} in {root}; "
-                f"available: {', '.join(sorted(found)) or 'none'}"
-            )
-        return cls(found[service])
+        return cls(snapshot_index.require(root, service))
 
     # --- files ------------------------------------------------------------------------------
 

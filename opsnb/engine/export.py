@@ -15,11 +15,29 @@ _REMOTE_SCRIPT = re.compile(r"<script[^>]+src=\"https?://[^\"]*\"[^>]*>\s*</scri
 _REMOTE_LINK = re.compile(r"<link[^>]+href=\"https?://[^\"]*\"[^>]*>", re.I)
 
 
+_exporter: Any = None
+
+
+def _get_exporter() -> Any:
+    global _exporter
+    if _exporter is None:
+        from nbconvert import HTMLExporter
+
+        _exporter = HTMLExporter(template_name="lab")
+    return _exporter
+
+
+def warm_up() -> None:
+    """Import nbconvert and compile its templates by rendering an empty notebook."""
+    import nbformat
+
+    _get_exporter().from_notebook_node(nbformat.v4.new_notebook())
+
+
 def to_html(nb: Any, path: Path, *, title: str) -> Path:
     import nbformat
-    from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab")
+    exporter = _get_exporter()
     # The on-disk form splits multi-line strings into lists; reads() joins them again.
     node = nbformat.reads(json.dumps(nb), as_version=4) if isinstance(nb, dict) else nb
     body, _ = exporter.from_notebook_node(node, resources={"metadata": {"name": title}})

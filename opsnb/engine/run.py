@@ -11,8 +11,8 @@ The run folder is ``<out>/<UTC timestamp>-<runbook>/`` holding ``<runbook>.ipynb
 from __future__ import annotations
 
 import json
-import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from ..errors import ParameterError, PolicyError, UsageError
 from ..records import utcnow
 from ..secrets import Redactor
 from . import record
+from .kernels import WarmKernel
 
 DEFAULT_CELL_TIMEOUT = 120.0
 DEFAULT_DEADLINE = 600.0
@@ -43,7 +44,6 @@ class RunRequest:
     cell_timeout: float = DEFAULT_CELL_TIMEOUT
     deadline: float = DEFAULT_DEADLINE
     progress: bool = False
-    engine_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. km= a warm kernel
 
 
 @dataclass
@@ -102,11 +102,11 @@ def prepare(request: RunRequest) -> Prepared:
 
 
 def _require_snapshot_service(target: Target, service: str) -> None:
-    from ..backends.snapshot import Snapshot
+    from ..backends import snapshot_index
 
     assert target.snapshot is not None
     try:
-        Snapshot.open_for_service(target.snapshot, service)
+        snapshot_index.require(target.snapshot, service)
     except LookupError as exc:
         raise ParameterError(f"target {target.name!r}: {exc}", parameter="service") from None
 
@@ -126,13 +126,24 @@ def make_run_dir(out_dir: Path, runbook: str) -> Path:
     raise UsageError(f"cannot create a run folder in {out_dir}")
 
 
-def execute(prepared: Prepared) -> RunResult:
+def start_kernel(mode: str = "manual") -> WarmKernel:
+    """Launch the run's kernel early, so it warms up while the input is validated."""
+    return WarmKernel(env={"OPSNB_MODE": mode})
+
+
+def execute(prepared: Prepared, kernel: WarmKernel | None = None) -> RunResult:
+    """Run a prepared runbook on ``kernel`` (a fresh warm kernel when not given)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     from . import export, redacting_io
 
     request, runbook = prepared.request, prepared.runbook
+    kernel = kernel or start_kernel(request.mode)
+    # The HTML exporter takes a second to import and compile its templates: do that while
+    # the kernel runs the notebook.
+    exporter = threading.Thread(target=export.warm_up, daemon=True)
+    exporter.start()
     run_dir = make_run_dir(Path(request.out_dir), runbook.name)
     nb_path = run_dir / f"{runbook.name}.ipynb"
     output = redacting_io.route(nb_path, prepared.redactor)
@@ -145,8 +156,9 @@ def execute(prepared: Prepared) -> RunResult:
 
     started_at, began = utcnow(), time.monotonic()
     error: dict[str, Any] | None = None
-    os.environ["OPSNB_MODE"] = request.mode
     try:
+        km = kernel.wait()
+        kernel.run_silently(f"import os; os.chdir({str(run_dir)!r})")
         papermill.execute_notebook(
             str(runbook.path),
             output,
@@ -156,13 +168,14 @@ def execute(prepared: Prepared) -> RunResult:
             log_output=False,
             start_timeout=60,
             timeout_func=cell_timeout,
-            cwd=str(run_dir),
-            **request.engine_kwargs,
+            km=km,
         )
     except PapermillExecutionError as exc:
         error = {"ename": exc.ename, "evalue": prepared.redactor.text(str(exc.evalue))}
     except Exception as exc:  # the kernel died, would not start, or the deadline passed
         error = {"ename": type(exc).__name__, "evalue": prepared.redactor.text(str(exc))}
+    finally:
+        kernel.shutdown()
     finished_at, duration = utcnow(), time.monotonic() - began
 
     nb = redacting_io.last_written(nb_path)
@@ -171,6 +184,7 @@ def execute(prepared: Prepared) -> RunResult:
         nb = json.loads(runbook.path.read_text(encoding="utf-8"))
         nb_path.write_text(json.dumps(prepared.redactor.data(nb), indent=1) + "\n")
     html_path = run_dir / f"{runbook.name}.html"
+    exporter.join()
     try:
         export.to_html(nb, html_path, title=f"{runbook.name} on {prepared.target.name}")
     except Exception as exc:  # a broken export must not lose the run's record
@@ -198,4 +212,10 @@ def execute(prepared: Prepared) -> RunResult:
 
 
 def run_runbook(request: RunRequest) -> RunResult:
-    return execute(prepare(request))
+    kernel = start_kernel(request.mode)
+    try:
+        prepared = prepare(request)
+    except BaseException:
+        kernel.shutdown()
+        raise
+    return execute(prepared, kernel)

@@ -57,26 +57,57 @@ from opsnb.lab.kubestore import (
 
 __all__ = ["KubeAPIServer", "KubeStore", "ApiError", "Request", "apply_patch"]
 
-VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.4", "gitCommit":
-           "59526cd4867447956156ae3a602fcbac10a2c335", "gitTreeState": "clean",
-           "buildDate": "2025-04-22T16:03:13Z", "goVersion": "go1.23.6", "compiler": "gc",
-           "platform": "linux/amd64"}
-_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-            405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 422: "Invalid",
-            429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
-            504: "Timeout"}
+VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.4",
+    "gitCommit": "59526cd4867447956156ae3a602fcbac10a2c335",
+    "gitTreeState": "clean",
+    "buildDate": "2025-04-22T16:03:13Z",
+    "goVersion": "go1.23.6",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Expired",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
 
 
 # --- patches --------------------------------------------------------------------------------
 
-PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
-               "application/strategic-merge-patch+json", "application/apply-patch+yaml")
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+)
 # strategic merge: lists merged by these keys (as the Go types declare); others are replaced
-_MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name",
-               "env": "name", "volumes": "name", "volumeMounts": "mountPath",
-               "volumeDevices": "devicePath", "imagePullSecrets": "name", "conditions": "type",
-               "ownerReferences": "uid", "hostAliases": "ip", "ports": "containerPort",
-               "resourceClaims": "name"}
+_MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "imagePullSecrets": "name",
+    "conditions": "type",
+    "ownerReferences": "uid",
+    "hostAliases": "ip",
+    "ports": "containerPort",
+    "resourceClaims": "name",
+}
 
 
 def merge_patch(doc: Any, patch: Any) -> Any:
@@ -128,8 +159,10 @@ def _merge_list(base: list[Any], patch: list[Any], key: str) -> list[Any]:
     for item in patch:
         if not isinstance(item, dict):
             continue
-        at = next((n for n, o in enumerate(out) if isinstance(o, dict) and
-                   o.get(key) == item.get(key)), None)
+        at = next(
+            (n for n, o in enumerate(out) if isinstance(o, dict) and o.get(key) == item.get(key)),
+            None,
+        )
         if item.get("$patch") == "delete":
             out = [o for o in out if not (isinstance(o, dict) and o.get(key) == item.get(key))]
         elif at is None:
@@ -169,8 +202,9 @@ def _json_patch_op(doc: Any, op: str, path: str, value: Any) -> Any:
     parent, last = _walk(doc, tokens[:-1], path), tokens[-1]
     if isinstance(parent, dict):
         if op != "add" and last not in parent:
-            raise _patch_error(f"jsonpatch {op} operation does not apply: doc is missing key: "
-                               f"{path}")
+            raise _patch_error(
+                f"jsonpatch {op} operation does not apply: doc is missing key: {path}"
+            )
         if op == "remove":
             del parent[last]
         else:
@@ -179,10 +213,14 @@ def _json_patch_op(doc: Any, op: str, path: str, value: Any) -> Any:
         if last == "-" and op == "add":
             parent.append(copy.deepcopy(value))
             return doc
-        if not last.isdigit() or int(last) > len(parent) or \
-                (op != "add" and int(last) == len(parent)):
-            raise _patch_error(f"jsonpatch {op} operation does not apply: index out of range: "
-                               f"{path}")
+        if (
+            not last.isdigit()
+            or int(last) > len(parent)
+            or (op != "add" and int(last) == len(parent))
+        ):
+            raise _patch_error(
+                f"jsonpatch {op} operation does not apply: index out of range: {path}"
+            )
         i = int(last)
         if op == "add":
             parent.insert(i, copy.deepcopy(value))
@@ -199,8 +237,11 @@ def json_patch(doc: Any, ops: list[Any]) -> Any:
     """RFC 6902 JSON patch."""
     doc = copy.deepcopy(doc)
     for op in ops:
-        if not isinstance(op, dict) or op.get("op") not in (
-                "add", "remove", "replace", "move", "copy", "test") or "path" not in op:
+        if (
+            not isinstance(op, dict)
+            or op.get("op") not in ("add", "remove", "replace", "move", "copy", "test")
+            or "path" not in op
+        ):
             raise ApiError(400, "BadRequest", f"invalid JSON patch operation: {op!r}")
         name, path = op["op"], op["path"]
         if name == "test":
@@ -220,8 +261,12 @@ def apply_patch(doc: Obj, content_type: str | None, patch: Any) -> Obj:
     """Apply a PATCH body of the given media type to ``doc`` (returns a new dict)."""
     ct = (content_type or "").split(";")[0].strip().lower()
     if ct not in PATCH_TYPES:
-        raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown "
-                       f"format - accepted media types include: {', '.join(PATCH_TYPES)}")
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown "
+            f"format - accepted media types include: {', '.join(PATCH_TYPES)}",
+        )
     if ct == "application/json-patch+json":
         if not isinstance(patch, list):
             raise ApiError(400, "BadRequest", "json patch must be a list of operations")
@@ -237,8 +282,6 @@ def apply_patch(doc: Obj, content_type: str | None, patch: Any) -> Obj:
     return result
 
 
-
-
 # --- discovery ------------------------------------------------------------------------------
 
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
@@ -250,9 +293,14 @@ def _groups() -> list[Obj]:
     for k in KINDS.values():
         if k.group and k.version not in versions.setdefault(k.group, []):
             versions[k.group].append(k.version)
-    return [{"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
-             "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}}
-            for g, vs in versions.items()]
+    return [
+        {
+            "name": g,
+            "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+            "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]},
+        }
+        for g, vs in versions.items()
+    ]
 
 
 def _resource_list(group: str, version: str) -> Obj | None:
@@ -261,25 +309,38 @@ def _resource_list(group: str, version: str) -> Obj | None:
         if (k.group, k.version) != (group, version):
             continue
         verbs = [v for v in _VERBS if k.namespaced or v != "deletecollection"]
-        entry: Obj = {"name": k.plural, "singularName": k.kind.lower(),
-                      "namespaced": k.namespaced, "kind": k.kind, "verbs": verbs}
+        entry: Obj = {
+            "name": k.plural,
+            "singularName": k.kind.lower(),
+            "namespaced": k.namespaced,
+            "kind": k.kind,
+            "verbs": verbs,
+        }
         if k.short_names:
             entry["shortNames"] = list(k.short_names)
         if k.kind in _IN_ALL:
             entry["categories"] = ["all"]
         resources.append(entry)
         for sub in k.subresources:
-            s: Obj = {"name": f"{k.plural}/{sub}", "singularName": "", "namespaced": k.namespaced,
-                      "kind": k.kind, "verbs": ["get"] if sub == "log" else ["get", "patch",
-                                                                            "update"]}
+            s: Obj = {
+                "name": f"{k.plural}/{sub}",
+                "singularName": "",
+                "namespaced": k.namespaced,
+                "kind": k.kind,
+                "verbs": ["get"] if sub == "log" else ["get", "patch", "update"],
+            }
             if sub == "scale":
                 s.update(group="autoscaling", version="v1", kind="Scale")
             resources.append(s)
     if not resources:
         return None
     gv = f"{group}/{version}" if group else version
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
-            "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resources,
+    }
 
 
 def _openapi_v3(group_version: str) -> Obj:
@@ -289,26 +350,45 @@ def _openapi_v3(group_version: str) -> Obj:
     declaring the ``fieldValidation`` query parameter; finding it, it leaves validation to the
     server (which here accepts what it understands) instead of demanding schemas.
     """
-    gvs = {k.api_version: ("api/" if not k.group else "apis/") + k.api_version
-           for k in KINDS.values()}
+    gvs = {
+        k.api_version: ("api/" if not k.group else "apis/") + k.api_version for k in KINDS.values()
+    }
     if not group_version:
-        return {"paths": {path: {"serverRelativeURL": f"/openapi/v3/{path}?hash=lab"}
-                          for path in gvs.values()}}
+        return {
+            "paths": {
+                path: {"serverRelativeURL": f"/openapi/v3/{path}?hash=lab"} for path in gvs.values()
+            }
+        }
     paths: Obj = {}
     for k in KINDS.values():
         if gvs[k.api_version] != group_version:
             continue
         scope = "/namespaces/{namespace}" if k.namespaced else ""
-        paths[f"/{group_version}{scope}/{k.plural}/{{name}}"] = {"patch": {
-            "operationId": f"patch{k.kind}",
-            "parameters": [{"name": "fieldValidation", "in": "query",
-                            "schema": {"type": "string", "uniqueItems": True}}],
-            "x-kubernetes-group-version-kind": {"group": k.group, "version": k.version,
-                                                "kind": k.kind}}}
+        paths[f"/{group_version}{scope}/{k.plural}/{{name}}"] = {
+            "patch": {
+                "operationId": f"patch{k.kind}",
+                "parameters": [
+                    {
+                        "name": "fieldValidation",
+                        "in": "query",
+                        "schema": {"type": "string", "uniqueItems": True},
+                    }
+                ],
+                "x-kubernetes-group-version-kind": {
+                    "group": k.group,
+                    "version": k.version,
+                    "kind": k.kind,
+                },
+            }
+        }
     if not paths:
         raise _not_found_path()
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
-            "paths": paths, "components": {"schemas": {}}}
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }
 
 
 # --- server-side printing (Table) -----------------------------------------------------------
@@ -365,82 +445,173 @@ def _pod_cells(p: Obj, now: datetime) -> list[Any]:
     if p["metadata"].get("deletionTimestamp"):
         reason = "Terminating"
     restarts = sum(c.get("restartCount", 0) for c in statuses)
-    finished = [t for c in statuses
-                if (t := _parse_time(c.get("lastState", {}).get("terminated", {})
-                                     .get("finishedAt")))]
+    finished = [
+        t
+        for c in statuses
+        if (t := _parse_time(c.get("lastState", {}).get("terminated", {}).get("finishedAt")))
+    ]
     restart_text = str(restarts)
     if restarts and finished:
         restart_text += f" ({human_duration((now - max(finished)).total_seconds())} ago)"
     ready = sum(1 for c in statuses if c.get("ready"))
-    return [p["metadata"]["name"], f"{ready}/{len(p['spec']['containers'])}", reason,
-            restart_text, _age(p["metadata"].get("creationTimestamp"), now),
-            st.get("podIP", "<none>"), p["spec"].get("nodeName", "<none>"), "<none>", "<none>"]
+    return [
+        p["metadata"]["name"],
+        f"{ready}/{len(p['spec']['containers'])}",
+        reason,
+        restart_text,
+        _age(p["metadata"].get("creationTimestamp"), now),
+        st.get("podIP", "<none>"),
+        p["spec"].get("nodeName", "<none>"),
+        "<none>",
+        "<none>",
+    ]
 
 
 def _workload_cells(o: Obj, now: datetime) -> list[Any]:
     spec, st = o["spec"], o.get("status", {})
     containers = spec["template"]["spec"]["containers"]
-    tail = [",".join(c["name"] for c in containers), ",".join(c["image"] for c in containers),
-            selector_string(spec.get("selector"))]
+    tail = [
+        ",".join(c["name"] for c in containers),
+        ",".join(c["image"] for c in containers),
+        selector_string(spec.get("selector")),
+    ]
     age = _age(o["metadata"].get("creationTimestamp"), now)
     if o["kind"] == "Deployment":
-        return [o["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{spec['replicas']}",
-                st.get("updatedReplicas", 0), st.get("availableReplicas", 0), age, *tail]
-    return [o["metadata"]["name"], spec["replicas"], st.get("replicas", 0),
-            st.get("readyReplicas", 0), age, *tail]
+        return [
+            o["metadata"]["name"],
+            f"{st.get('readyReplicas', 0)}/{spec['replicas']}",
+            st.get("updatedReplicas", 0),
+            st.get("availableReplicas", 0),
+            age,
+            *tail,
+        ]
+    return [
+        o["metadata"]["name"],
+        spec["replicas"],
+        st.get("replicas", 0),
+        st.get("readyReplicas", 0),
+        age,
+        *tail,
+    ]
 
 
 def _event_cells(e: Obj, now: datetime) -> list[Any]:
     ref, src = e.get("involvedObject", {}), e.get("source", {})
-    return [_age(e.get("lastTimestamp") or e.get("eventTime"), now), e.get("type", ""),
-            e.get("reason", ""), f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}",
-            ref.get("fieldPath", ""), ", ".join(v for v in (src.get("component"),
-                                                           src.get("host")) if v),
-            e.get("message", ""), _age(e.get("firstTimestamp"), now), e.get("count", 1),
-            e["metadata"]["name"]]
+    return [
+        _age(e.get("lastTimestamp") or e.get("eventTime"), now),
+        e.get("type", ""),
+        e.get("reason", ""),
+        f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}",
+        ref.get("fieldPath", ""),
+        ", ".join(v for v in (src.get("component"), src.get("host")) if v),
+        e.get("message", ""),
+        _age(e.get("firstTimestamp"), now),
+        e.get("count", 1),
+        e["metadata"]["name"],
+    ]
 
 
 def _service_cells(s: Obj, now: datetime) -> list[Any]:
     spec = s["spec"]
     ports = ",".join(f"{p['port']}/{p.get('protocol', 'TCP')}" for p in spec.get("ports", []))
-    return [s["metadata"]["name"], spec.get("type", "ClusterIP"), spec.get("clusterIP", ""),
-            "<none>", ports or "<none>", _age(s["metadata"].get("creationTimestamp"), now),
-            selector_string({"matchLabels": spec.get("selector") or {}}) or "<none>"]
+    return [
+        s["metadata"]["name"],
+        spec.get("type", "ClusterIP"),
+        spec.get("clusterIP", ""),
+        "<none>",
+        ports or "<none>",
+        _age(s["metadata"].get("creationTimestamp"), now),
+        selector_string({"matchLabels": spec.get("selector") or {}}) or "<none>",
+    ]
 
 
 def _simple_cells(o: Obj, now: datetime) -> list[Any]:
-    extra = [o.get("status", {}).get("phase", "")] if o["kind"] == "Namespace" else \
-        [len(o.get("data") or {}) + len(o.get("binaryData") or {})]
+    extra = (
+        [o.get("status", {}).get("phase", "")]
+        if o["kind"] == "Namespace"
+        else [len(o.get("data") or {}) + len(o.get("binaryData") or {})]
+    )
     return [o["metadata"]["name"], *extra, _age(o["metadata"].get("creationTimestamp"), now)]
 
 
 _WORKLOAD_TAIL = [("Containers", "string", 1), ("Images", "string", 1), ("Selector", "string", 1)]
 _TABLES: dict[str, tuple[list[tuple[str, str, int]], Callable[[Obj, datetime], list[Any]]]] = {
-    "Pod": ([("Name", "string", 0), ("Ready", "string", 0), ("Status", "string", 0),
-             ("Restarts", "string", 0), ("Age", "string", 0), ("IP", "string", 1),
-             ("Node", "string", 1), ("Nominated Node", "string", 1),
-             ("Readiness Gates", "string", 1)], _pod_cells),
-    "Deployment": ([("Name", "string", 0), ("Ready", "string", 0), ("Up-to-date", "integer", 0),
-                    ("Available", "integer", 0), ("Age", "string", 0), *_WORKLOAD_TAIL],
-                   _workload_cells),
-    "ReplicaSet": ([("Name", "string", 0), ("Desired", "integer", 0), ("Current", "integer", 0),
-                    ("Ready", "integer", 0), ("Age", "string", 0), *_WORKLOAD_TAIL],
-                   _workload_cells),
-    "Event": ([("Last Seen", "string", 0), ("Type", "string", 0), ("Reason", "string", 0),
-               ("Object", "string", 0), ("Subobject", "string", 1), ("Source", "string", 1),
-               ("Message", "string", 0), ("First Seen", "string", 1), ("Count", "string", 1),
-               ("Name", "string", 1)], _event_cells),
-    "Service": ([("Name", "string", 0), ("Type", "string", 0), ("Cluster-IP", "string", 0),
-                 ("External-IP", "string", 0), ("Port(s)", "string", 0), ("Age", "string", 0),
-                 ("Selector", "string", 1)], _service_cells),
-    "Namespace": ([("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
-                  _simple_cells),
-    "ConfigMap": ([("Name", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
-                  _simple_cells),
+    "Pod": (
+        [
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Status", "string", 0),
+            ("Restarts", "string", 0),
+            ("Age", "string", 0),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+            ("Nominated Node", "string", 1),
+            ("Readiness Gates", "string", 1),
+        ],
+        _pod_cells,
+    ),
+    "Deployment": (
+        [
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Age", "string", 0),
+            *_WORKLOAD_TAIL,
+        ],
+        _workload_cells,
+    ),
+    "ReplicaSet": (
+        [
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Age", "string", 0),
+            *_WORKLOAD_TAIL,
+        ],
+        _workload_cells,
+    ),
+    "Event": (
+        [
+            ("Last Seen", "string", 0),
+            ("Type", "string", 0),
+            ("Reason", "string", 0),
+            ("Object", "string", 0),
+            ("Subobject", "string", 1),
+            ("Source", "string", 1),
+            ("Message", "string", 0),
+            ("First Seen", "string", 1),
+            ("Count", "string", 1),
+            ("Name", "string", 1),
+        ],
+        _event_cells,
+    ),
+    "Service": (
+        [
+            ("Name", "string", 0),
+            ("Type", "string", 0),
+            ("Cluster-IP", "string", 0),
+            ("External-IP", "string", 0),
+            ("Port(s)", "string", 0),
+            ("Age", "string", 0),
+            ("Selector", "string", 1),
+        ],
+        _service_cells,
+    ),
+    "Namespace": (
+        [("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
+        _simple_cells,
+    ),
+    "ConfigMap": (
+        [("Name", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
+        _simple_cells,
+    ),
 }
 _DEFAULT_TABLE: tuple[list[tuple[str, str, int]], Callable[[Obj, datetime], list[Any]]] = (
     [("Name", "string", 0), ("Age", "string", 0)],
-    lambda o, now: [o["metadata"]["name"], _age(o["metadata"].get("creationTimestamp"), now)])
+    lambda o, now: [o["metadata"]["name"], _age(o["metadata"].get("creationTimestamp"), now)],
+)
 
 
 def to_table(k: Kind, objs: list[Obj], resource_version: str, include: str = "Metadata") -> Obj:
@@ -452,21 +623,41 @@ def to_table(k: Kind, objs: list[Obj], resource_version: str, include: str = "Me
         if include == "Object":
             row["object"] = o
         elif include != "None":
-            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": o["metadata"]}
+            row["object"] = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": o["metadata"],
+            }
         rows.append(row)
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
-            "metadata": {"resourceVersion": resource_version},
-            "columnDefinitions": [{"name": n, "type": t, "format": "name" if n == "Name" else "",
-                                   "description": "", "priority": p} for n, t, p in columns],
-            "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": [
+            {
+                "name": n,
+                "type": t,
+                "format": "name" if n == "Name" else "",
+                "description": "",
+                "priority": p,
+            }
+            for n, t, p in columns
+        ],
+        "rows": rows,
+    }
 
 
 # --- logs -----------------------------------------------------------------------------------
 
 
-def filter_log(text: str, *, tail: int | None = None, since: datetime | None = None,
-               timestamps: bool = False, limit_bytes: int | None = None) -> str:
+def filter_log(
+    text: str,
+    *,
+    tail: int | None = None,
+    since: datetime | None = None,
+    timestamps: bool = False,
+    limit_bytes: int | None = None,
+) -> str:
     """Apply ``sinceSeconds``/``sinceTime``, ``tailLines``, ``timestamps`` and ``limitBytes``.
 
     A line's time is its leading ISO 8601 timestamp (the lab's log format); lines without one
@@ -485,7 +676,8 @@ def filter_log(text: str, *, tail: int | None = None, since: datetime | None = N
         lines = lines[-tail:] if tail > 0 else []
     out = "".join(
         (f"{t.strftime('%Y-%m-%dT%H:%M:%S.%f')}000Z " if timestamps else "") + line
-        for t, line in lines)
+        for t, line in lines
+    )
     if limit_bytes is not None and limit_bytes >= 0:
         out = out.encode()[:limit_bytes].decode(errors="ignore")
     return out
@@ -561,8 +753,9 @@ class _HTTPServer(ThreadingHTTPServer):
 class KubeAPIServer:
     """The HTTP server; ``store`` holds the state, ``requests`` what arrived."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
-                 store: KubeStore | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, store: KubeStore | None = None
+    ) -> None:
         self.store = store or KubeStore()
         self.requests: list[Request] = []
         self._requests_lock = threading.Lock()
@@ -581,8 +774,12 @@ class KubeAPIServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> KubeAPIServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={
-            "poll_interval": 0.05}, name="kubeapi", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="kubeapi",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -616,19 +813,30 @@ class KubeAPIServer:
         """Sleep this long before answering each API request (0 to stop)."""
         self._delay = seconds
 
-    def write_kubeconfig(self, path: str | Path, context: str = "lab",
-                         namespace: str = "production") -> Path:
+    def write_kubeconfig(
+        self, path: str | Path, context: str = "lab", namespace: str = "production"
+    ) -> Path:
         """A kubeconfig for this server (token ``test``); creates ``namespace`` if missing."""
         if self.store.get("Namespace", None, namespace) is None:
-            self.store.apply({"apiVersion": "v1", "kind": "Namespace",
-                              "metadata": {"name": namespace}})
+            self.store.apply(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            )
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": context, "preferences": {},
-            "clusters": [{"name": context, "cluster": {"server": self.url,
-                                                       "insecure-skip-tls-verify": True}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": context,
+            "preferences": {},
+            "clusters": [
+                {"name": context, "cluster": {"server": self.url, "insecure-skip-tls-verify": True}}
+            ],
             "users": [{"name": context, "user": {"token": "test"}}],
-            "contexts": [{"name": context, "context": {"cluster": context, "user": context,
-                                                       "namespace": namespace}}]}
+            "contexts": [
+                {
+                    "name": context,
+                    "context": {"cluster": context, "user": context, "namespace": namespace},
+                }
+            ],
+        }
         path = Path(path)
         path.write_text(json.dumps(config, indent=2))
         return path
@@ -650,8 +858,8 @@ class KubeAPIServer:
         except ValueError:
             body = ...  # reported below, once the request is recorded
         dry_run = "All" in query.get("dryRun", []) or (
-            h.command == "DELETE" and isinstance(body, dict) and "All" in (
-                body.get("dryRun") or []))
+            h.command == "DELETE" and isinstance(body, dict) and "All" in (body.get("dryRun") or [])
+        )
         with self._requests_lock:
             self.requests.append(Request(h.command, url.path, url.query, dry_run))
         if self._delay:
@@ -659,12 +867,17 @@ class KubeAPIServer:
         try:
             if self._fail is not None:
                 code = self._fail
-                raise ApiError(code, _REASONS.get(code, "InternalError"),
-                               f"injected failure: HTTP {code}", {})
+                raise ApiError(
+                    code, _REASONS.get(code, "InternalError"), f"injected failure: HTTP {code}", {}
+                )
             if "protobuf" in h.headers.get("Content-Type", "") and raw:
-                raise ApiError(415, "UnsupportedMediaType", "this test API server reads JSON "
-                               "request bodies only, not protobuf (kubectl's typed commands "
-                               "such as `kubectl create deployment`); use `kubectl create -f`")
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "this test API server reads JSON "
+                    "request bodies only, not protobuf (kubectl's typed commands "
+                    "such as `kubectl create deployment`); use `kubectl create -f`",
+                )
             if body is ...:
                 raise ApiError(400, "BadRequest", "the request body is not valid JSON")
             response = self._route(h, url.path, query, body, dry_run)
@@ -706,16 +919,22 @@ class KubeAPIServer:
             return _Response(200, [r._asdict() for r in recorded])
         if method == "POST" and path == "/_test/reset-requests":
             self.reset_requests()
-            return _Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                   "status": "Success"})
+            return _Response(
+                200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+            )
         return _Response(404, _not_found_path().status())
 
-    def _route(self, h: _Handler, path: str, query: dict[str, list[str]], body: Any,
-               dry_run: bool) -> _Response:
+    def _route(
+        self, h: _Handler, path: str, query: dict[str, list[str]], body: Any, dry_run: bool
+    ) -> _Response:
         parts = [p for p in path.split("/") if p]
         method = h.command if h.command != "HEAD" else "GET"
-        if parts and parts[0] in ("api", "apis", "version") and len(parts) <= (
-                2 if parts[0] == "api" else 3) and method != "GET":
+        if (
+            parts
+            and parts[0] in ("api", "apis", "version")
+            and len(parts) <= (2 if parts[0] == "api" else 3)
+            and method != "GET"
+        ):
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")
         if parts in (["version"], ["version", ""]):
             return _Response(200, VERSION)
@@ -725,12 +944,18 @@ class KubeAPIServer:
             return _Response(200, "ok")
         if parts == ["api"]:
             host = self.url.split("://", 1)[1]
-            return _Response(200, {"kind": "APIVersions", "versions": ["v1"],
-                                   "serverAddressByClientCIDRs": [
-                                       {"clientCIDR": "0.0.0.0/0", "serverAddress": host}]})
+            return _Response(
+                200,
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {"clientCIDR": "0.0.0.0/0", "serverAddress": host}
+                    ],
+                },
+            )
         if parts == ["apis"]:
-            return _Response(200, {"kind": "APIGroupList", "apiVersion": "v1",
-                                   "groups": _groups()})
+            return _Response(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": _groups()})
         if len(parts) == 2 and parts[0] == "apis":
             found = next((g for g in _groups() if g["name"] == parts[1]), None)
             if found is None:
@@ -743,8 +968,9 @@ class KubeAPIServer:
             return _Response(200, resources)
         if len(parts) < 3 or parts[0] not in ("api", "apis"):
             raise _not_found_path()
-        group, version, rest = ("", parts[1], parts[2:]) if parts[0] == "api" else (
-            parts[1], parts[2], parts[3:])
+        group, version, rest = (
+            ("", parts[1], parts[2:]) if parts[0] == "api" else (parts[1], parts[2], parts[3:])
+        )
         plurals = {(k.group, k.version, k.plural): k for k in KINDS.values()}
         ns: str | None = None
         if rest[0] == "namespaces" and len(rest) >= 3 and (group, version, rest[2]) in plurals:
@@ -758,9 +984,18 @@ class KubeAPIServer:
             raise _not_found_path()
         return self._serve(h, method, k, ns, name, sub, query, body, dry_run)
 
-    def _serve(self, h: _Handler, method: str, k: Kind, ns: str | None, name: str | None,
-               sub: str | None, query: dict[str, list[str]], body: Any,
-               dry_run: bool) -> _Response:
+    def _serve(
+        self,
+        h: _Handler,
+        method: str,
+        k: Kind,
+        ns: str | None,
+        name: str | None,
+        sub: str | None,
+        query: dict[str, list[str]],
+        body: Any,
+        dry_run: bool,
+    ) -> _Response:
         store = self.store
         q = {key: values[0] for key, values in query.items()}
         table = "as=Table" in h.headers.get("Accept", "")
@@ -772,22 +1007,36 @@ class KubeAPIServer:
                 objs = store.list(k.kind, ns, q.get("labelSelector"), q.get("fieldSelector"))
                 rv = store.resource_version
                 if table:
-                    return _Response(200, to_table(k, objs, rv, q.get("includeObject",
-                                                                    "Metadata")))
+                    return _Response(200, to_table(k, objs, rv, q.get("includeObject", "Metadata")))
                 for o in objs:
                     o.pop("kind", None)
                     o.pop("apiVersion", None)
-                return _Response(200, {"kind": f"{k.kind}List", "apiVersion": k.api_version,
-                                       "metadata": {"resourceVersion": rv}, "items": objs})
+                return _Response(
+                    200,
+                    {
+                        "kind": f"{k.kind}List",
+                        "apiVersion": k.api_version,
+                        "metadata": {"resourceVersion": rv},
+                        "items": objs,
+                    },
+                )
             if method == "POST":
                 obj = self._body(k, body, scope)
                 return _Response(201, store.create(k.kind, scope, obj, dry_run=dry_run))
             if method == "DELETE" and k.namespaced:
-                items = [store.delete(k.kind, scope, o["metadata"]["name"], dry_run=dry_run)
-                         for o in store.list(k.kind, ns, q.get("labelSelector"),
-                                             q.get("fieldSelector"))]
-                return _Response(200, {"kind": f"{k.kind}List", "apiVersion": k.api_version,
-                                       "metadata": {}, "items": items})
+                items = [
+                    store.delete(k.kind, scope, o["metadata"]["name"], dry_run=dry_run)
+                    for o in store.list(k.kind, ns, q.get("labelSelector"), q.get("fieldSelector"))
+                ]
+                return _Response(
+                    200,
+                    {
+                        "kind": f"{k.kind}List",
+                        "apiVersion": k.api_version,
+                        "metadata": {},
+                        "items": items,
+                    },
+                )
         elif sub == "log" and method == "GET":
             return self._log(scope, name, q)
         elif sub == "scale":
@@ -796,15 +1045,23 @@ class KubeAPIServer:
             if method in ("PUT", "PATCH"):
                 ctype = h.headers.get("Content-Type")
                 change = self._changer(method, ctype, body, "Scale")
-                return _Response(200, store.update_scale(k.kind, scope, name, change,
-                                                         dry_run=dry_run))
+                return _Response(
+                    200, store.update_scale(k.kind, scope, name, change, dry_run=dry_run)
+                )
         elif method == "GET":
             found = store.get(k.kind, scope, name)
             if found is None:
                 raise not_found(k, name)
             if table and sub is None:
-                return _Response(200, to_table(k, [found], found["metadata"]["resourceVersion"],
-                                               q.get("includeObject", "Metadata")))
+                return _Response(
+                    200,
+                    to_table(
+                        k,
+                        [found],
+                        found["metadata"]["resourceVersion"],
+                        q.get("includeObject", "Metadata"),
+                    ),
+                )
             return _Response(200, found)
         elif sub is None and method in ("PUT", "PATCH"):
             ctype = h.headers.get("Content-Type")
@@ -820,29 +1077,51 @@ class KubeAPIServer:
             obj = store.delete(k.kind, scope, name, dry_run=dry_run, propagation=policy)
             if k.kind in ("Pod", "Namespace"):
                 return _Response(200, obj)
-            return _Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                   "status": "Success", "details": {
-                                       "name": name, **({"group": k.group} if k.group else {}),
-                                       "kind": k.plural, "uid": obj["metadata"]["uid"]}})
-        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the "
-                       "requested resource")
+            return _Response(
+                200,
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {
+                        "name": name,
+                        **({"group": k.group} if k.group else {}),
+                        "kind": k.plural,
+                        "uid": obj["metadata"]["uid"],
+                    },
+                },
+            )
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
 
     @staticmethod
     def _body(k: Kind, body: Any, ns: str) -> Obj:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
         if body.get("kind") not in (None, k.kind):
-            raise ApiError(400, "BadRequest", f"the kind in the body ({body['kind']}) does not "
-                           f"match the resource ({k.plural})")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the kind in the body ({body['kind']}) does not match the resource ({k.plural})",
+            )
         body_ns = (body.get("metadata") or {}).get("namespace")
         if k.namespaced and body_ns and body_ns != ns:
-            raise ApiError(400, "BadRequest", "the namespace of the provided object does not "
-                           "match the namespace sent on the request")
+            raise ApiError(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not "
+                "match the namespace sent on the request",
+            )
         return body
 
     @staticmethod
-    def _changer(method: str, content_type: str | None, body: Any,
-                 kind: str) -> Callable[[Obj], Obj]:
+    def _changer(
+        method: str, content_type: str | None, body: Any, kind: str
+    ) -> Callable[[Obj], Obj]:
         if method == "PATCH":
             return lambda old: apply_patch(old, content_type, body)
         if not isinstance(body, dict) or body.get("kind") not in (None, kind):
@@ -850,16 +1129,27 @@ class KubeAPIServer:
         return lambda old: copy.deepcopy(body)
 
     def _log(self, ns: str, pod: str, q: dict[str, str]) -> _Response:
-        text = self.store.read_log(ns, pod, container=q.get("container") or None,
-                                   previous=q.get("previous") in ("true", "1"))
+        text = self.store.read_log(
+            ns,
+            pod,
+            container=q.get("container") or None,
+            previous=q.get("previous") in ("true", "1"),
+        )
         since = None
         if (seconds := _int(q, "sinceSeconds")) is not None:
             since = datetime.now(UTC) - timedelta(seconds=seconds)
         elif q.get("sinceTime"):
             since = _parse_time(q["sinceTime"])
-        return _Response(200, filter_log(
-            text, tail=_int(q, "tailLines"), since=since,
-            timestamps=q.get("timestamps") in ("true", "1"), limit_bytes=_int(q, "limitBytes")))
+        return _Response(
+            200,
+            filter_log(
+                text,
+                tail=_int(q, "tailLines"),
+                since=since,
+                timestamps=q.get("timestamps") in ("true", "1"),
+                limit_bytes=_int(q, "limitBytes"),
+            ),
+        )
 
     def _watch(self, k: Kind, ns: str | None, q: dict[str, str]) -> _Response:
         """A watch: current objects as ADDED (unless resuming), then changes until timeout."""
@@ -869,8 +1159,11 @@ class KubeAPIServer:
 
         def wanted(obj: Obj) -> bool:
             md = obj["metadata"]
-            return (ns is None or md.get("namespace") == ns) and \
-                labels(md.get("labels") or {}) and fields(obj)
+            return (
+                (ns is None or md.get("namespace") == ns)
+                and labels(md.get("labels") or {})
+                and fields(obj)
+            )
 
         def listener(kind: str, event: str, obj: Obj) -> None:
             if kind == k.kind and wanted(obj):

@@ -40,8 +40,12 @@ CHANGE_CAUSE = "kubernetes.io/change-cause"
 HASH_LABEL = "pod-template-hash"
 # deployment annotations the controller does not copy onto its ReplicaSets (as upstream)
 _NOT_COPIED = {
-    REVISION, REVISION_HISTORY, DESIRED, MAX_REPLICAS,
-    "kubectl.kubernetes.io/last-applied-configuration", "deprecated.deployment.rollback.to",
+    REVISION,
+    REVISION_HISTORY,
+    DESIRED,
+    MAX_REPLICAS,
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deprecated.deployment.rollback.to",
 }
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of generated names and template hashes
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -71,18 +75,40 @@ class Kind:
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
 
-KINDS: dict[str, Kind] = {k.kind: k for k in (
-    Kind("Namespace", "", "v1", "namespaces", namespaced=False, short_names=("ns",),
-         subresources=("status",)),
-    Kind("Pod", "", "v1", "pods", short_names=("po",), subresources=("log", "status")),
-    Kind("Event", "", "v1", "events", short_names=("ev",)),
-    Kind("ConfigMap", "", "v1", "configmaps", short_names=("cm",)),
-    Kind("Service", "", "v1", "services", short_names=("svc",), subresources=("status",)),
-    Kind("Deployment", "apps", "v1", "deployments", short_names=("deploy",),
-         subresources=("scale", "status")),
-    Kind("ReplicaSet", "apps", "v1", "replicasets", short_names=("rs",),
-         subresources=("scale", "status")),
-)}
+KINDS: dict[str, Kind] = {
+    k.kind: k
+    for k in (
+        Kind(
+            "Namespace",
+            "",
+            "v1",
+            "namespaces",
+            namespaced=False,
+            short_names=("ns",),
+            subresources=("status",),
+        ),
+        Kind("Pod", "", "v1", "pods", short_names=("po",), subresources=("log", "status")),
+        Kind("Event", "", "v1", "events", short_names=("ev",)),
+        Kind("ConfigMap", "", "v1", "configmaps", short_names=("cm",)),
+        Kind("Service", "", "v1", "services", short_names=("svc",), subresources=("status",)),
+        Kind(
+            "Deployment",
+            "apps",
+            "v1",
+            "deployments",
+            short_names=("deploy",),
+            subresources=("scale", "status"),
+        ),
+        Kind(
+            "ReplicaSet",
+            "apps",
+            "v1",
+            "replicasets",
+            short_names=("rs",),
+            subresources=("scale", "status"),
+        ),
+    )
+}
 _STATUS_KINDS = {"Pod", "Deployment", "ReplicaSet", "Service"}  # status only via the controllers
 _SCALE = Kind("Scale", "autoscaling", "v1", "scales")
 
@@ -104,8 +130,14 @@ class ApiError(Exception):
         self.code, self.reason, self.message, self.details = code, reason, message, details
 
     def status(self) -> Obj:
-        body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                     "message": self.message, "reason": self.reason}
+        body: Obj = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+        }
         if self.details is not None:
             body["details"] = self.details
         body["code"] = self.code
@@ -123,15 +155,25 @@ def not_found(k: Kind, name: str) -> ApiError:
 def invalid(k: Kind, name: str, causes: list[tuple[str, str]]) -> ApiError:
     msgs = [f"{field}: {msg}" for field, msg in causes]
     text = msgs[0] if len(msgs) == 1 else "[" + ", ".join(msgs) + "]"
-    return ApiError(422, "Invalid", f'{k.qualified_kind} "{name}" is invalid: {text}', _details(
-        k, name, kind=k.kind, causes=[
-            {"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes]))
+    return ApiError(
+        422,
+        "Invalid",
+        f'{k.qualified_kind} "{name}" is invalid: {text}',
+        _details(
+            k,
+            name,
+            kind=k.kind,
+            causes=[{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes],
+        ),
+    )
 
 
 # --- label and field selectors ------------------------------------------------------------
 
-_REQUIREMENT = re.compile(r"^\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9_./-]+)\s*(?:(?P<op>==|!=|=)\s*"
-                          r"(?P<val>[A-Za-z0-9_.-]*)|(?P<set>in|notin)\s*\((?P<vals>[^)]*)\))?\s*$")
+_REQUIREMENT = re.compile(
+    r"^\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9_./-]+)\s*(?:(?P<op>==|!=|=)\s*"
+    r"(?P<val>[A-Za-z0-9_.-]*)|(?P<set>in|notin)\s*\((?P<vals>[^)]*)\))?\s*$"
+)
 
 
 def _split_outside_parens(text: str) -> list[str]:
@@ -153,18 +195,29 @@ def selector_matcher(text: str | None) -> Callable[[Mapping[str, str]], bool]:
         m = _REQUIREMENT.match(part)
         if not m or (m["neg"] and (m["op"] or m["set"])):
             raise ApiError(400, "BadRequest", f"unable to parse requirement: {part.strip()!r}")
-        op = "!" if m["neg"] else {None: "exists", "==": "="}.get(m["op"] or m["set"],
-                                                                  m["op"] or m["set"])
-        values = {m["val"]} if m["op"] else {
-            v.strip() for v in (m["vals"] or "").split(",") if v.strip()}
+        op = (
+            "!"
+            if m["neg"]
+            else {None: "exists", "==": "="}.get(m["op"] or m["set"], m["op"] or m["set"])
+        )
+        values = (
+            {m["val"]}
+            if m["op"]
+            else {v.strip() for v in (m["vals"] or "").split(",") if v.strip()}
+        )
         reqs.append((op, m["key"], values))
 
     def matches(labels: Mapping[str, str]) -> bool:
         for op, key, values in reqs:
             present, value = key in labels, labels.get(key)
-            ok = {"!": not present, "exists": present, "=": present and value in values,
-                  "in": present and value in values, "!=": value not in values,
-                  "notin": value not in values}[op]
+            ok = {
+                "!": not present,
+                "exists": present,
+                "=": present and value in values,
+                "in": present and value in values,
+                "!=": value not in values,
+                "notin": value not in values,
+            }[op]
             if not ok:
                 return False
         return True
@@ -179,8 +232,14 @@ def selector_string(selector: Obj | None) -> str:
     for e in selector.get("matchExpressions") or []:
         values = ",".join(sorted(e.get("values") or []))
         op = e["operator"]
-        terms.append({"In": f"{e['key']} in ({values})", "NotIn": f"{e['key']} notin ({values})",
-                      "Exists": e["key"], "DoesNotExist": f"!{e['key']}"}[op])
+        terms.append(
+            {
+                "In": f"{e['key']} in ({values})",
+                "NotIn": f"{e['key']} notin ({values})",
+                "Exists": e["key"],
+                "DoesNotExist": f"!{e['key']}",
+            }[op]
+        )
     return ",".join(terms)
 
 
@@ -204,6 +263,7 @@ def field_matcher(text: str | None) -> Callable[[Obj], bool]:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
 
 def ts(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -249,9 +309,14 @@ def _controller_uid(obj: Obj) -> str | None:
 
 
 def _owner_ref(owner: Obj) -> Obj:
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"],
-            "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def _ref(obj: Obj) -> Obj:
@@ -259,17 +324,26 @@ def _ref(obj: Obj) -> Obj:
     if "metadata" not in obj:
         return dict(obj)
     md = obj["metadata"]
-    ref = {"kind": obj.get("kind"), "namespace": md.get("namespace"), "name": md.get("name"),
-           "uid": md.get("uid"), "apiVersion": obj.get("apiVersion"),
-           "resourceVersion": md.get("resourceVersion")}
+    ref = {
+        "kind": obj.get("kind"),
+        "namespace": md.get("namespace"),
+        "name": md.get("name"),
+        "uid": md.get("uid"),
+        "apiVersion": obj.get("apiVersion"),
+        "resourceVersion": md.get("resourceVersion"),
+    }
     return {k: v for k, v in ref.items() if v is not None}
 
 
 def _pod_ready(pod: Obj) -> bool:
     st = pod.get("status", {})
     cs = st.get("containerStatuses", [])
-    return (st.get("phase") == "Running" and bool(cs) and all(c.get("ready") for c in cs)
-            and not pod["metadata"].get("deletionTimestamp"))
+    return (
+        st.get("phase") == "Running"
+        and bool(cs)
+        and all(c.get("ready") for c in cs)
+        and not pod["metadata"].get("deletionTimestamp")
+    )
 
 
 def _percent(value: Any, total: int, round_up: bool) -> int:
@@ -280,9 +354,13 @@ def _percent(value: Any, total: int, round_up: bool) -> int:
 
 
 def _default_pod_spec(spec: Obj) -> None:
-    for key, value in (("restartPolicy", "Always"), ("terminationGracePeriodSeconds", 30),
-                       ("dnsPolicy", "ClusterFirst"), ("securityContext", {}),
-                       ("schedulerName", "default-scheduler")):
+    for key, value in (
+        ("restartPolicy", "Always"),
+        ("terminationGracePeriodSeconds", 30),
+        ("dnsPolicy", "ClusterFirst"),
+        ("securityContext", {}),
+        ("schedulerName", "default-scheduler"),
+    ):
         spec.setdefault(key, value)
     for c in spec.get("containers", []) + spec.get("initContainers", []):
         image = str(c.get("image", ""))
@@ -329,8 +407,13 @@ def _validate(k: Kind, obj: Obj, old: Obj | None) -> None:
     if not name:
         causes.append(("metadata.name", "Required value: name or generateName is required"))
     elif len(name) > 253 or not _NAME.match(name):
-        causes.append(("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 '
-                       "subdomain must consist of lower case alphanumeric characters, '-' or '.'"))
+        causes.append(
+            (
+                "metadata.name",
+                f'Invalid value: "{name}": a lowercase RFC 1123 '
+                "subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+            )
+        )
     spec = obj.get("spec")
     if k.kind in ("Pod", "Deployment", "ReplicaSet"):
         pod_spec, prefix = spec, "spec"
@@ -347,19 +430,26 @@ def _validate(k: Kind, obj: Obj, old: Obj | None) -> None:
         spec = spec or {}
         replicas = spec.get("replicas")
         if not isinstance(replicas, int) or replicas < 0:
-            causes.append(("spec.replicas",
-                           f"Invalid value: {replicas}: must be greater than or equal to 0"))
+            causes.append(
+                ("spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")
+            )
         selector = spec.get("selector")
         if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
             causes.append(("spec.selector", "Required value"))
         else:
             labels = spec.get("template", {}).get("metadata", {}).get("labels") or {}
             if not selector_matcher(selector_string(selector))(labels):
-                causes.append(("spec.template.metadata.labels",
-                               f"Invalid value: {labels}: `selector` does not match template "
-                               "`labels`"))
-            if old is not None and k.kind == "Deployment" and \
-                    _canonical(old["spec"].get("selector")) != _canonical(selector):
+                causes.append(
+                    (
+                        "spec.template.metadata.labels",
+                        f"Invalid value: {labels}: `selector` does not match template `labels`",
+                    )
+                )
+            if (
+                old is not None
+                and k.kind == "Deployment"
+                and _canonical(old["spec"].get("selector")) != _canonical(selector)
+            ):
                 causes.append(("spec.selector", f"Invalid value: {selector}: field is immutable"))
     if causes:
         raise invalid(k, name, causes)
@@ -407,18 +497,34 @@ class KubeStore:
             obj = self._objects[k.kind].get(((namespace or "") if k.namespaced else "", name))
             return copy.deepcopy(obj)
 
-    def list(self, kind: str, namespace: str | None = None, selector: str | None = None,
-             field_selector: str | None = None) -> Objs:
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> Objs:
         k = kind_of(kind)
         labels = selector_matcher(selector)
         fields = field_matcher(field_selector)
         with self._lock:
-            return [copy.deepcopy(o) for key, o in sorted(self._objects[k.kind].items())
-                    if (namespace is None or key[0] == namespace)
-                    and labels(o["metadata"].get("labels") or {}) and fields(o)]
+            return [
+                copy.deepcopy(o)
+                for key, o in sorted(self._objects[k.kind].items())
+                if (namespace is None or key[0] == namespace)
+                and labels(o["metadata"].get("labels") or {})
+                and fields(o)
+            ]
 
-    def set_log(self, namespace: str, pod: str, text: str, *, container: str | None = None,
-                previous: bool = False) -> None:
+    def set_log(
+        self,
+        namespace: str,
+        pod: str,
+        text: str,
+        *,
+        container: str | None = None,
+        previous: bool = False,
+    ) -> None:
         with self._lock:
             self._logs[(namespace, pod, container, previous)] = text
 
@@ -438,16 +544,31 @@ class KubeStore:
     def resource_version(self) -> str:
         return str(self._rv)
 
-    def record_event(self, namespace: str, involved: Obj, reason: str, message: str,
-                     type: str = "Normal", *, component: str = "opsnb-lab") -> Obj:
+    def record_event(
+        self,
+        namespace: str,
+        involved: Obj,
+        reason: str,
+        message: str,
+        type: str = "Normal",
+        *,
+        component: str = "opsnb-lab",
+    ) -> Obj:
         with self._tx():
-            return copy.deepcopy(self._event(namespace, involved, reason, message, type,
-                                             component))
+            return copy.deepcopy(self._event(namespace, involved, reason, message, type, component))
 
-    def set_pod_state(self, namespace: str, pod: str, *, ready: bool | None = None,
-                      restart_count: int | None = None, last_state: Obj | None = None,
-                      phase: str | None = None, waiting_reason: str | None = None,
-                      container: str | None = None) -> Obj:
+    def set_pod_state(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        ready: bool | None = None,
+        restart_count: int | None = None,
+        last_state: Obj | None = None,
+        phase: str | None = None,
+        waiting_reason: str | None = None,
+        container: str | None = None,
+    ) -> Obj:
         """Change what the kubelet would report; ``container`` limits it to one container."""
         k = KINDS["Pod"]
         now = ts(self.clock())
@@ -470,8 +591,11 @@ class KubeStore:
                         term.setdefault("finishedAt", now)
                         term.setdefault("containerID", cs.get("containerID"))
                 if waiting_reason is not None:
-                    cs["state"] = ({"waiting": {"reason": waiting_reason}} if waiting_reason
-                                   else {"running": {"startedAt": now}})
+                    cs["state"] = (
+                        {"waiting": {"reason": waiting_reason}}
+                        if waiting_reason
+                        else {"running": {"startedAt": now}}
+                    )
                     cs["ready"] = cs["started"] = not waiting_reason
                 if phase is not None and phase != "Running":
                     cs["ready"] = False
@@ -489,33 +613,53 @@ class KubeStore:
         ns = namespace if k.namespaced else ""
         with self._tx(dry_run):
             if k.namespaced and ("", ns) not in self._objects["Namespace"]:
-                raise ApiError(404, "NotFound", f'namespaces "{ns}" not found',
-                               {"name": ns, "kind": "namespaces"})
+                raise ApiError(
+                    404,
+                    "NotFound",
+                    f'namespaces "{ns}" not found',
+                    {"name": ns, "kind": "namespaces"},
+                )
             obj = self._prepare(k, ns, copy.deepcopy(body))
             if (ns, obj["metadata"]["name"]) in self._objects[k.kind]:
                 name = obj["metadata"]["name"]
-                raise ApiError(409, "AlreadyExists", f'{k.resource} "{name}" already exists',
-                               _details(k, name))
+                raise ApiError(
+                    409, "AlreadyExists", f'{k.resource} "{name}" already exists', _details(k, name)
+                )
             self._write(obj)
             self._reconcile(ns)
             return self._must(k, ns, obj["metadata"]["name"])
 
-    def replace(self, kind: str, namespace: str, name: str, body: Obj, *,
-                dry_run: bool = False) -> Obj:
+    def replace(
+        self, kind: str, namespace: str, name: str, body: Obj, *, dry_run: bool = False
+    ) -> Obj:
         k = kind_of(kind)
         with self._tx(dry_run):
             return self._update(k, namespace, name, copy.deepcopy(body))
 
-    def update(self, kind: str, namespace: str, name: str, mutate: Callable[[Obj], Obj], *,
-               dry_run: bool = False) -> Obj:
+    def update(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        mutate: Callable[[Obj], Obj],
+        *,
+        dry_run: bool = False,
+    ) -> Obj:
         """Read-modify-write under the lock (PATCH): ``mutate`` gets a copy, returns the new."""
         k = kind_of(kind)
         with self._tx(dry_run):
             old = self._must(k, namespace, name)
             return self._update(k, namespace, name, mutate(old))
 
-    def delete(self, kind: str, namespace: str, name: str, *, dry_run: bool = False,
-               propagation: str | None = None) -> Obj:
+    def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        dry_run: bool = False,
+        propagation: str | None = None,
+    ) -> Obj:
         k = kind_of(kind)
         ns = namespace if k.namespaced else ""
         with self._tx(dry_run):
@@ -531,23 +675,45 @@ class KubeStore:
         with self._lock:
             obj = self._must(k, namespace, name)
         md = obj["metadata"]
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {key: md[key] for key in
-                             ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
-                "spec": {"replicas": obj["spec"]["replicas"]},
-                "status": {"replicas": obj.get("status", {}).get("replicas", 0),
-                           "selector": selector_string(obj["spec"]["selector"])}}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                key: md[key]
+                for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            },
+            "spec": {"replicas": obj["spec"]["replicas"]},
+            "status": {
+                "replicas": obj.get("status", {}).get("replicas", 0),
+                "selector": selector_string(obj["spec"]["selector"]),
+            },
+        }
 
-    def update_scale(self, kind: str, namespace: str, name: str, mutate: Callable[[Obj], Obj],
-                     *, dry_run: bool = False) -> Obj:
+    def update_scale(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        mutate: Callable[[Obj], Obj],
+        *,
+        dry_run: bool = False,
+    ) -> Obj:
         """PUT or PATCH the ``scale`` subresource: ``mutate`` turns the Scale into the new one."""
         k = kind_of(kind)
         with self._tx(dry_run):
             new = mutate(self.scale(kind, namespace, name))
             replicas = (new.get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
-                raise invalid(_SCALE, name, [("spec.replicas", f"Invalid value: {replicas}: "
-                                              "must be greater than or equal to 0")])
+                raise invalid(
+                    _SCALE,
+                    name,
+                    [
+                        (
+                            "spec.replicas",
+                            f"Invalid value: {replicas}: must be greater than or equal to 0",
+                        )
+                    ],
+                )
             obj = self._must(k, namespace, name)
             rv = new.get("metadata", {}).get("resourceVersion")
             if rv and rv != obj["metadata"]["resourceVersion"]:
@@ -556,8 +722,9 @@ class KubeStore:
             self._update(k, namespace, name, obj)
             return self.scale(kind, namespace, name)
 
-    def read_log(self, namespace: str, pod: str, *, container: str | None = None,
-                 previous: bool = False) -> str:
+    def read_log(
+        self, namespace: str, pod: str, *, container: str | None = None, previous: bool = False
+    ) -> str:
         """The raw log text (the HTTP layer applies tail/since/timestamps)."""
         with self._lock:
             p = self._must(KINDS["Pod"], namespace, pod)
@@ -565,20 +732,30 @@ class KubeStore:
         names += [c["name"] for c in p["spec"].get("initContainers", [])]
         if container is None:
             if len(p["spec"]["containers"]) != 1:
-                raise ApiError(400, "BadRequest", f"a container name must be specified for pod "
-                               f"{pod}, choose one of: [{' '.join(names)}]")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for pod "
+                    f"{pod}, choose one of: [{' '.join(names)}]",
+                )
             container = names[0]
         elif container not in names:
             raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {pod}")
-        text = self._log_provider(namespace, pod, container, previous) \
-            if self._log_provider else None
+        text = (
+            self._log_provider(namespace, pod, container, previous) if self._log_provider else None
+        )
         if text is None:
             with self._lock:
-                text = self._logs.get((namespace, pod, container, previous),
-                                      self._logs.get((namespace, pod, None, previous)))
+                text = self._logs.get(
+                    (namespace, pod, container, previous),
+                    self._logs.get((namespace, pod, None, previous)),
+                )
         if text is None and previous:
-            raise ApiError(400, "BadRequest", f'previous terminated container "{container}" '
-                           f'in pod "{pod}" not found')
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'previous terminated container "{container}" in pod "{pod}" not found',
+            )
         return text or ""
 
     # --- transactions and raw writes ---------------------------------------------------
@@ -629,9 +806,14 @@ class KubeStore:
         self._pending.append((obj["kind"], "DELETED", obj))
         if obj["kind"] == "Pod" and ("", md["namespace"]) in self._objects["Namespace"]:
             for c in obj["spec"]["containers"]:
-                self._event(md["namespace"], dict(_ref(obj), fieldPath=f"spec.containers{{"
-                            f"{c['name']}}}"), "Killing", f"Stopping container {c['name']}",
-                            "Normal", "kubelet")
+                self._event(
+                    md["namespace"],
+                    dict(_ref(obj), fieldPath=f"spec.containers{{{c['name']}}}"),
+                    "Killing",
+                    f"Stopping container {c['name']}",
+                    "Normal",
+                    "kubelet",
+                )
         if obj["kind"] == "Namespace":
             for objs in self._objects.values():
                 for (ns, _), child in list(objs.items()):
@@ -647,7 +829,8 @@ class KubeStore:
                     else:
                         child = copy.deepcopy(child)
                         child["metadata"]["ownerReferences"] = [
-                            r for r in refs if r.get("uid") != md["uid"]]
+                            r for r in refs if r.get("uid") != md["uid"]
+                        ]
                         self._write(child)
 
     def _must(self, k: Kind, namespace: str, name: str) -> Obj:
@@ -658,12 +841,18 @@ class KubeStore:
         return copy.deepcopy(obj)
 
     def _conflict(self, k: Kind, name: str) -> ApiError:
-        return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {k.resource} "{name}"'
-                        ": the object has been modified; please apply your changes to the "
-                        "latest version and try again", _details(k, name))
+        return ApiError(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {k.resource} "{name}"'
+            ": the object has been modified; please apply your changes to the "
+            "latest version and try again",
+            _details(k, name),
+        )
 
-    def _prepare(self, k: Kind, ns: str, obj: Obj, old: Obj | None = None,
-                 keep_status: bool = False) -> Obj:
+    def _prepare(
+        self, k: Kind, ns: str, obj: Obj, old: Obj | None = None, keep_status: bool = False
+    ) -> Obj:
         """Server-set fields, defaults and validation for a new version of an object."""
         obj["apiVersion"], obj["kind"] = k.api_version, k.kind
         md = obj.setdefault("metadata", {})
@@ -688,8 +877,11 @@ class KubeStore:
             obj["status"] = copy.deepcopy(old.get("status")) if old else None
         _default(obj)
         _validate(k, obj, old)
-        if old is not None and "generation" in md and \
-                _canonical(old.get("spec")) != _canonical(obj.get("spec")):
+        if (
+            old is not None
+            and "generation" in md
+            and _canonical(old.get("spec")) != _canonical(obj.get("spec"))
+        ):
             md["generation"] += 1
         if k.kind == "Pod" and not (obj.get("status") or {}).get("containerStatuses"):
             self._schedule(obj)
@@ -710,8 +902,12 @@ class KubeStore:
         old = self._must(k, namespace, name)
         md = body.setdefault("metadata", {})
         if md.get("name", name) != name:
-            raise ApiError(400, "BadRequest", f"the name of the object ({md['name']}) does not "
-                           f"match the name on the URL ({name})")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the name of the object ({md['name']}) does not "
+                f"match the name on the URL ({name})",
+            )
         md["name"] = name
         rv = md.get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
@@ -722,8 +918,9 @@ class KubeStore:
 
     # --- events -------------------------------------------------------------------------
 
-    def _event(self, namespace: str, involved: Obj, reason: str, message: str, type: str,
-               component: str) -> Obj:
+    def _event(
+        self, namespace: str, involved: Obj, reason: str, message: str, type: str, component: str
+    ) -> Obj:
         ref = _ref(involved)
         ref.setdefault("namespace", namespace)
         now = ts(self.clock())
@@ -731,10 +928,17 @@ class KubeStore:
         if component == "kubelet":
             source["host"] = self.node_name
         for ev in self._objects["Event"].values():
-            same_ref = all(ev["involvedObject"].get(f) == ref.get(f)
-                           for f in ("kind", "name", "uid", "fieldPath"))
-            if ev["metadata"]["namespace"] == namespace and same_ref and ev["reason"] == reason \
-                    and ev["message"] == message and ev["type"] == type:
+            same_ref = all(
+                ev["involvedObject"].get(f) == ref.get(f)
+                for f in ("kind", "name", "uid", "fieldPath")
+            )
+            if (
+                ev["metadata"]["namespace"] == namespace
+                and same_ref
+                and ev["reason"] == reason
+                and ev["message"] == message
+                and ev["type"] == type
+            ):
                 ev = copy.deepcopy(ev)
                 ev["count"] += 1
                 ev["lastTimestamp"] = now
@@ -742,12 +946,22 @@ class KubeStore:
         name = f"{ref.get('name', 'event')}.{time.time_ns():x}"
         while (namespace, name) in self._objects["Event"]:
             name = f"{ref.get('name', 'event')}.{time.time_ns() + random.randint(1, 999):x}"
-        ev = {"apiVersion": "v1", "kind": "Event",
-              "metadata": {"name": name, "namespace": namespace}, "involvedObject": ref,
-              "reason": reason, "message": message, "source": source,
-              "firstTimestamp": now, "lastTimestamp": now, "count": 1, "type": type,
-              "eventTime": None, "reportingComponent": component,
-              "reportingInstance": source.get("host", "")}
+        ev = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "source": source,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "type": type,
+            "eventTime": None,
+            "reportingComponent": component,
+            "reportingInstance": source.get("host", ""),
+        }
         return self._write(self._prepare(KINDS["Event"], namespace, ev))
 
     # --- controllers ----------------------------------------------------------------------
@@ -774,8 +988,10 @@ class KubeStore:
             return
         owned = self._owned("ReplicaSet", ns, uid)
         wanted = _canonical(spec["template"])
-        new = next((rs for rs in owned
-                    if _canonical(_without_hash(rs["spec"]["template"])) == wanted), None)
+        new = next(
+            (rs for rs in owned if _canonical(_without_hash(rs["spec"]["template"])) == wanted),
+            None,
+        )
         max_old = max((_revision(rs) for rs in owned if rs is not new), default=0)
         new = self._new_replicaset(d, max_old + 1) if new is None else copy.deepcopy(new)
         ann = new["metadata"].setdefault("annotations", {})
@@ -787,21 +1003,25 @@ class KubeStore:
             if key not in _NOT_COPIED:
                 ann[key] = value
         replicas = spec["replicas"]
-        surge = _percent(spec["strategy"].get("rollingUpdate", {}).get("maxSurge", 0),
-                         replicas, True)
+        surge = _percent(
+            spec["strategy"].get("rollingUpdate", {}).get("maxSurge", 0), replicas, True
+        )
         ann[DESIRED], ann[MAX_REPLICAS] = str(replicas), str(replicas + surge)
         new = self._write(new)
         d = copy.deepcopy(d)
         d["metadata"].setdefault("annotations", {})[REVISION] = ann[REVISION]
         d = self._write(d)
         self._scale_replicaset(d, new, replicas)
-        olds = [rs for rs in self._owned("ReplicaSet", ns, uid)
-                if rs["metadata"]["name"] != new["metadata"]["name"]]
+        olds = [
+            rs
+            for rs in self._owned("ReplicaSet", ns, uid)
+            if rs["metadata"]["name"] != new["metadata"]["name"]
+        ]
         for rs in olds:
             self._scale_replicaset(d, rs, 0)
         limit = spec.get("revisionHistoryLimit", 10)
         idle = sorted((rs for rs in olds if rs["spec"]["replicas"] == 0), key=_revision)
-        for rs in idle[:max(0, len(idle) - limit)]:
+        for rs in idle[: max(0, len(idle) - limit)]:
             self._remove(self._objects["ReplicaSet"][(ns, rs["metadata"]["name"])])
 
     def _new_replicaset(self, d: Obj, revision: int) -> Obj:
@@ -810,13 +1030,22 @@ class KubeStore:
         template["metadata"].setdefault("labels", {})[HASH_LABEL] = h
         selector = copy.deepcopy(d["spec"]["selector"])
         selector.setdefault("matchLabels", {})[HASH_LABEL] = h
-        rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-              "metadata": {"name": f"{d['metadata']['name']}-{h}",
-                           "labels": dict(template["metadata"]["labels"]),
-                           "annotations": {REVISION: str(revision)},
-                           "ownerReferences": [_owner_ref(d)]},
-              "spec": {"replicas": 0, "minReadySeconds": d["spec"].get("minReadySeconds", 0),
-                       "selector": selector, "template": template}}
+        rs = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{d['metadata']['name']}-{h}",
+                "labels": dict(template["metadata"]["labels"]),
+                "annotations": {REVISION: str(revision)},
+                "ownerReferences": [_owner_ref(d)],
+            },
+            "spec": {
+                "replicas": 0,
+                "minReadySeconds": d["spec"].get("minReadySeconds", 0),
+                "selector": selector,
+                "template": template,
+            },
+        }
         return self._prepare(KINDS["ReplicaSet"], d["metadata"]["namespace"], rs)
 
     def _scale_replicaset(self, d: Obj, rs: Obj, replicas: int) -> None:
@@ -828,9 +1057,14 @@ class KubeStore:
         rs["metadata"]["generation"] += 1
         self._write(rs)
         direction = "up" if replicas > before else "down"
-        self._event(d["metadata"]["namespace"], d, "ScalingReplicaSet",
-                    f"Scaled {direction} replica set {rs['metadata']['name']} from {before} "
-                    f"to {replicas}", "Normal", "deployment-controller")
+        self._event(
+            d["metadata"]["namespace"],
+            d,
+            "ScalingReplicaSet",
+            f"Scaled {direction} replica set {rs['metadata']['name']} from {before} to {replicas}",
+            "Normal",
+            "deployment-controller",
+        )
 
     def _sync_replicaset(self, rs: Obj) -> None:
         ns = rs["metadata"]["namespace"]
@@ -839,24 +1073,40 @@ class KubeStore:
         for _ in range(diff):
             pod = self._new_pod(rs)
             self._write(pod)
-            self._event(ns, rs, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
-                        "Normal", "replicaset-controller")
+            self._event(
+                ns,
+                rs,
+                "SuccessfulCreate",
+                f"Created pod: {pod['metadata']['name']}",
+                "Normal",
+                "replicaset-controller",
+            )
         # as upstream: not-ready pods go first, then the newest
-        victims: Objs = sorted(pods, key=lambda p: (p["metadata"]["creationTimestamp"],
-                                              p["metadata"]["name"]), reverse=True)
+        victims: Objs = sorted(
+            pods,
+            key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]),
+            reverse=True,
+        )
         victims.sort(key=_pod_ready)
-        for pod in victims[:max(0, -diff)]:
+        for pod in victims[: max(0, -diff)]:
             self._remove(pod)
-            self._event(ns, rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
-                        "Normal", "replicaset-controller")
+            self._event(
+                ns,
+                rs,
+                "SuccessfulDelete",
+                f"Deleted pod: {pod['metadata']['name']}",
+                "Normal",
+                "replicaset-controller",
+            )
 
     def _new_pod(self, rs: Obj) -> Obj:
         template = copy.deepcopy(rs["spec"]["template"])
         name = f"{rs['metadata']['name']}-{_rand(5)}"
         md = template.get("metadata", {})
         md.pop("creationTimestamp", None)
-        md.update(name=name, generateName=f"{rs['metadata']['name']}-",
-                  ownerReferences=[_owner_ref(rs)])
+        md.update(
+            name=name, generateName=f"{rs['metadata']['name']}-", ownerReferences=[_owner_ref(rs)]
+        )
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": template["spec"]}
         return self._prepare(KINDS["Pod"], rs["metadata"]["namespace"], pod)
 
@@ -871,17 +1121,30 @@ class KubeStore:
         for c in pod["spec"]["containers"]:
             image = c["image"]
             digest = hashlib.sha256(image.encode()).hexdigest()
-            statuses.append({
-                "name": c["name"], "image": image,
-                "imageID": f"{image.split(':')[0]}@sha256:{digest}",
-                "containerID": f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}",
-                "ready": True, "started": True, "restartCount": 0,
-                "state": {"running": {"startedAt": now}}, "lastState": {}})
+            statuses.append(
+                {
+                    "name": c["name"],
+                    "image": image,
+                    "imageID": f"{image.split(':')[0]}@sha256:{digest}",
+                    "containerID": f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}",
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": now}},
+                    "lastState": {},
+                }
+            )
         ip = f"10.244.{n // 250}.{n % 250 + 2}"
         pod["status"] = {
-            "phase": "Running", "hostIP": "10.0.0.10", "hostIPs": [{"ip": "10.0.0.10"}],
-            "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now, "qosClass": "BestEffort",
-            "containerStatuses": statuses}
+            "phase": "Running",
+            "hostIP": "10.0.0.10",
+            "hostIPs": [{"ip": "10.0.0.10"}],
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "startTime": now,
+            "qosClass": "BestEffort",
+            "containerStatuses": statuses,
+        }
         self._set_conditions(pod, now)
 
     @staticmethod
@@ -889,15 +1152,25 @@ class KubeStore:
         ready = "True" if _pod_ready(pod) else "False"
         old = {c["type"]: c for c in pod["status"].get("conditions", [])}
         conds = []
-        for ctype, status in (("PodReadyToStartContainers", "True"), ("Initialized", "True"),
-                              ("Ready", ready), ("ContainersReady", ready),
-                              ("PodScheduled", "True")):
+        for ctype, status in (
+            ("PodReadyToStartContainers", "True"),
+            ("Initialized", "True"),
+            ("Ready", ready),
+            ("ContainersReady", ready),
+            ("PodScheduled", "True"),
+        ):
             prev = old.get(ctype)
             if prev and prev["status"] == status:
                 conds.append(prev)
             else:
-                conds.append({"type": ctype, "status": status, "lastProbeTime": None,
-                              "lastTransitionTime": now})
+                conds.append(
+                    {
+                        "type": ctype,
+                        "status": status,
+                        "lastProbeTime": None,
+                        "lastTransitionTime": now,
+                    }
+                )
         pod["status"]["conditions"] = conds
 
     def _replicaset_status(self, rs: Obj) -> None:
@@ -906,11 +1179,13 @@ class KubeStore:
         pods = self._owned("Pod", md["namespace"], md["uid"])
         labels = selector_matcher(selector_string(rs["spec"]["selector"]))
         ready = sum(_pod_ready(p) for p in pods)
-        rs["status"] = {"replicas": len(pods),
-                        "fullyLabeledReplicas": sum(labels(p["metadata"].get("labels") or {})
-                                                    for p in pods),
-                        "readyReplicas": ready, "availableReplicas": ready,
-                        "observedGeneration": md["generation"]}
+        rs["status"] = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": sum(labels(p["metadata"].get("labels") or {}) for p in pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": md["generation"],
+        }
         self._write(rs)
 
     def _deployment_status(self, d: Obj) -> None:
@@ -918,46 +1193,69 @@ class KubeStore:
         md, spec = d["metadata"], d["spec"]
         owned = self._owned("ReplicaSet", md["namespace"], md["uid"])
         revision = md.get("annotations", {}).get(REVISION)
-        new = next((rs for rs in owned if rs["metadata"]["annotations"].get(REVISION) == revision),
-                   None)
+        new = next(
+            (rs for rs in owned if rs["metadata"]["annotations"].get(REVISION) == revision), None
+        )
         total = sum(rs["status"]["replicas"] for rs in owned)
         updated = new["status"]["replicas"] if new else 0
         ready = sum(rs["status"]["readyReplicas"] for rs in owned)
         desired = spec["replicas"]
         max_unavailable = _percent(
-            spec["strategy"].get("rollingUpdate", {}).get("maxUnavailable", 0), desired, False)
+            spec["strategy"].get("rollingUpdate", {}).get("maxUnavailable", 0), desired, False
+        )
         available = ready >= desired - max_unavailable
         new_name = new["metadata"]["name"] if new else md["name"]
         done = updated == desired == total == ready
         conds = [
-            ("Available", available,
-             "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-             "Deployment has minimum availability." if available
-             else "Deployment does not have minimum availability."),
-            ("Progressing", True, "NewReplicaSetAvailable" if done else "ReplicaSetUpdated",
-             f'ReplicaSet "{new_name}" has successfully progressed.' if done
-             else f'ReplicaSet "{new_name}" is progressing.')]
+            (
+                "Available",
+                available,
+                "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+                "Deployment has minimum availability."
+                if available
+                else "Deployment does not have minimum availability.",
+            ),
+            (
+                "Progressing",
+                True,
+                "NewReplicaSetAvailable" if done else "ReplicaSetUpdated",
+                f'ReplicaSet "{new_name}" has successfully progressed.'
+                if done
+                else f'ReplicaSet "{new_name}" is progressing.',
+            ),
+        ]
         old = {c["type"]: c for c in (d.get("status") or {}).get("conditions", [])}
         now = ts(self.clock())
         conditions = []
         for ctype, ok, reason, message in conds:
             status = "True" if ok else "False"
             prev = old.get(ctype, {})
-            cond = {"type": ctype, "status": status, "lastUpdateTime": prev.get("lastUpdateTime"),
-                    "lastTransitionTime": prev.get("lastTransitionTime"), "reason": reason,
-                    "message": message}
+            cond = {
+                "type": ctype,
+                "status": status,
+                "lastUpdateTime": prev.get("lastUpdateTime"),
+                "lastTransitionTime": prev.get("lastTransitionTime"),
+                "reason": reason,
+                "message": message,
+            }
             if prev.get("status") != status:
                 cond["lastTransitionTime"] = now
-            if (prev.get("reason"), prev.get("message"), prev.get("status")) != \
-                    (reason, message, status):
+            if (prev.get("reason"), prev.get("message"), prev.get("status")) != (
+                reason,
+                message,
+                status,
+            ):
                 cond["lastUpdateTime"] = now
             conditions.append(cond)
-        result: Obj = {"observedGeneration": md["generation"], "replicas": total,
-                       "updatedReplicas": updated, "readyReplicas": ready,
-                       "availableReplicas": ready}
+        result: Obj = {
+            "observedGeneration": md["generation"],
+            "replicas": total,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+        }
         if total - ready > 0:
             result["unavailableReplicas"] = total - ready
         result["conditions"] = conditions
         d["status"] = result
         self._write(d)
-
