@@ -21,8 +21,11 @@ CHECK_MIME = "application/vnd.opsnb.check+json"
 FINDING_MIME = "application/vnd.opsnb.finding+json"
 ACTION_MIME = "application/vnd.opsnb.action+json"
 
-_BADGE = {"ok": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "unavailable": "#6e7781"}
-_ICON = {"ok": "✅", "warn": "⚠️", "fail": "❌", "unavailable": "⛔"}
+_BADGE = {
+    "ok": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "unavailable": "#6e7781",
+    "error": "#8250df",
+}  # fmt: skip
+_ICON = {"ok": "✅", "warn": "⚠️", "fail": "❌", "unavailable": "⛔", "error": "💥"}
 
 
 def utcnow() -> str:

@@ -29,7 +29,9 @@ RECOMMENDATIONS: tuple[str, ...] = (
     "none",
 )
 
-CHECK_STATUSES: tuple[str, ...] = ("ok", "warn", "fail", "unavailable")
+# ``error``: the check itself raised unexpectedly (a bug or an unforeseen answer); the
+# runbook goes on to its findings and the run is marked as failed.
+CHECK_STATUSES: tuple[str, ...] = ("ok", "warn", "fail", "unavailable", "error")
 
 
 def require(value: str, allowed: tuple[str, ...], what: str) -> str:

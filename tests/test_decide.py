@@ -33,6 +33,17 @@ T = pd.Timestamp("2025-03-04T09:42:00Z")
         (Facts(error_rate=0.02, traffic_ratio=3.5), "traffic-spike", "scale-up"),
         (Facts(error_rate=0.0, oom_killed=["api-1"]), "oom-killed", "increase-memory-limit"),
         (Facts(), "unknown", "escalate"),
+        # Long transactions hold the pool while traffic is normal: free the connections.
+        (Facts(error_rate=0.05, pool_waiting=8, pool_waiting_now=8, idle_in_transaction=5,
+               traffic_ratio=1.0), "db-connection-pool-exhausted", "terminate-long-queries"),
+        (Facts(error_rate=0.0, latency_p99=0.9, long_queries=3),
+         "slow-database-queries", "terminate-long-queries"),
+        # Pods of a new revision crash before any SLI moves.
+        (Facts(error_rate=0.0, latency_p99=0.1, crash_looping=["a-1"], rollout_revision=5,
+               rollout_at=T), "recent-deployment", "rollback"),
+        (Facts(error_rate=0.3, oom_killed=["a-1"], crash_looping=["a-1"], rollout_revision=5,
+               rollout_at=T, errors_began_at=T + pd.Timedelta(minutes=2)),
+         "oom-killed", "increase-memory-limit"),
     ],
 )  # fmt: skip
 def test_primary_finding(facts, cause, recommendation):
@@ -44,6 +55,12 @@ def test_primary_finding(facts, cause, recommendation):
 def test_traffic_spike_is_a_contributing_finding_of_pool_exhaustion():
     causes = [f.cause for f in decide(Facts(error_rate=0.15, pool_waiting=10, traffic_ratio=3))]
     assert causes == ["db-connection-pool-exhausted", "traffic-spike"]
+
+
+def test_oom_on_a_new_revision_also_names_the_rollout():
+    facts = Facts(error_rate=0.3, oom_killed=["a-1"], rollout_revision=5, rollout_at=T,
+                  errors_began_at=T + pd.Timedelta(minutes=2))  # fmt: skip
+    assert [f.cause for f in decide(facts)] == ["oom-killed", "recent-deployment"]
 
 
 def frame(values, start="2025-01-15T14:00:00Z"):

@@ -146,3 +146,26 @@ def test_apply_needs_a_policy_that_allows_it(tmp_path, secret_target):
         prepare(RunRequest(runbook=str(path), target=secret_target, apply=True))
     with pytest.raises(ParameterError, match="--apply"):
         prepare(RunRequest(runbook=str(path), target="plain", parameters={"apply": "true"}))
+
+
+def test_a_check_that_raises_is_recorded_and_the_runbook_goes_on(tmp_path):
+    path = notebook(
+        tmp_path,
+        "from opsnb.runtime import open_runbook\nrb = open_runbook(target, service, runbook='x')",
+        "with rb.check('parses the answer') as check:\n    {}['missing']",
+        "with rb.check('backend without config') as check:\n"
+        "    rb.prometheus.named('error_rate', service)",
+        "rb.finding('unknown', ['checks failed'], 'escalate')",
+    )
+    outcome = run_runbook(RunRequest(runbook=str(path), target="plain", out_dir=tmp_path / "runs"))
+    result, _, html = read_run(outcome.run_dir)
+    assert outcome.exit_code == 1 and result["status"] == "error"
+    assert result["completed"] is True and result["error"] is None
+    statuses = {c["name"]: (c["status"], c["detail"]) for c in result["checks"]}
+    assert statuses["parses the answer"] == ("error", "KeyError: 'missing'")
+    assert statuses["backend without config"][0] == "unavailable"
+    assert [f["cause"] for f in result["findings"]] == ["unknown"]  # the findings cell ran
+    assert [e["check"] for e in result["errors"]] == ["parses the answer"]
+    failing_cell = next(c for c in result["cells"] if c.get("failed_checks"))
+    assert failing_cell["index"] == result["errors"][0]["cell_index"]
+    assert "KeyError" in html  # the traceback is in the cell for people to read

@@ -58,18 +58,35 @@ def build(
             findings.append(item)
         elif mime == ACTION_MIME:
             actions.append(item)
+    cells = cell_summaries(nb)
+    # Checks that raised: the cell went on (the error policy), but the record says so.
+    errors = [
+        {"cell_index": c["cell_index"], "check": c["name"], "detail": c["detail"]}
+        for c in checks
+        if c["status"] == "error"
+    ]
+    by_index = {c["index"]: c for c in cells}
+    for item in errors:
+        cell = by_index.get(item["cell_index"])
+        if cell is not None:
+            cell.setdefault("failed_checks", []).append(item["check"])
+    if error is not None:
+        errors.append({"cell_index": error.get("cell_index"), "check": None,
+                       "detail": f"{error['ename']}: {error['evalue']}"})  # fmt: skip
     return {
         "format": "opsnb-result/1",
         "runbook": runbook,
         "target": target,
         "service": service,
         "parameters": parameters,
-        "status": "error" if error else "ok",
+        "status": "error" if errors else "ok",
+        "completed": error is None,  # the notebook ran to its last cell
         "error": error,
+        "errors": errors,
         "started_at": started_at,
         "finished_at": finished_at,
         "duration_seconds": round(duration_seconds, 3),
-        "cells": cell_summaries(nb),
+        "cells": cells,
         "checks": checks,
         "findings": findings,
         "actions": actions,

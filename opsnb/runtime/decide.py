@@ -32,27 +32,52 @@ class Facts:
     latency_p99: float | None = None
     latency_slo: float = 0.5
     errors_began_at: Any = None  # pandas Timestamp of the first error-rate breach
+    slow_since: Any = None  # when p99 latency first crossed the SLO
+    availability: float | None = None
     rollout_revision: int | None = None
     rollout_at: Any = None  # when the newest revision was created
     pool_waiting: float | None = None  # peak waiting connections in the window
     pool_active_peak: float | None = None
+    pool_waiting_now: float | None = None
+    idle_in_transaction: int | None = None
+    long_queries: int | None = None  # queries or transactions past the threshold
+    cache_hit_ratio: float | None = None
+    error_types: dict[str, int] = field(default_factory=dict)
     db_connections_ratio: float | None = None  # used / max_connections
     traffic_ratio: float | None = None  # recent throughput / baseline
     oom_killed: list[str] = field(default_factory=list)
+    crash_looping: list[str] = field(default_factory=list)
+    restarts: int | None = None
     dependencies_down: list[str] = field(default_factory=list)
     data_issue: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
+    def erroring(self) -> bool:
+        return self.error_rate is not None and self.error_rate >= self.error_threshold
+
+    @property
+    def slow(self) -> bool:
+        return self.latency_p99 is not None and self.latency_p99 >= self.latency_slo
+
+    @property
+    def crashing(self) -> bool:
+        return bool(self.oom_killed or self.crash_looping)
+
+    @property
     def symptomatic(self) -> bool:
-        errors = self.error_rate is not None and self.error_rate >= self.error_threshold
-        slow = self.latency_p99 is not None and self.latency_p99 >= self.latency_slo
-        return errors or slow or bool(self.oom_killed)
+        return self.erroring or self.slow or self.crashing or bool(self.pool_waiting_now)
+
+    @property
+    def onset(self) -> Any:
+        """When the symptoms began: the first error-rate or latency breach."""
+        times = [t for t in (self.errors_began_at, self.slow_since) if t is not None]
+        return min(times) if times else None
 
 
 def decide(facts: Facts) -> list[Finding]:
     """Walk the decision tree; the first finding is the primary cause."""
-    if facts.error_rate is None and facts.latency_p99 is None:
+    if facts.error_rate is None and facts.latency_p99 is None and not facts.crashing:
         return [
             Finding(
                 "unknown",
@@ -74,19 +99,8 @@ def decide(facts: Facts) -> list[Finding]:
             )
         ]
     findings: list[Finding] = []
-    if _rollout_preceded_errors(facts):
-        findings.append(
-            Finding(
-                "recent-deployment",
-                [
-                    f"revision {facts.rollout_revision} rolled out at {_time(facts.rollout_at)}",
-                    f"errors began at {_time(facts.errors_began_at)}, "
-                    f"{_minutes_between(facts.rollout_at, facts.errors_began_at)} min later",
-                    f"error rate now {_pct(facts.error_rate)}",
-                ],
-                "rollback",
-            )
-        )
+    # OOM kills are the most specific signal: raising the limit is the direct fix, even when
+    # a new revision brought them (the rollback is then the next finding).
     if facts.oom_killed:
         findings.append(
             Finding(
@@ -95,6 +109,26 @@ def decide(facts: Facts) -> list[Finding]:
                 "increase-memory-limit",
             )
         )
+    if _rollout_preceded_errors(facts):
+        findings.append(
+            Finding(
+                "recent-deployment",
+                [
+                    f"revision {facts.rollout_revision} rolled out at {_time(facts.rollout_at)}",
+                    f"symptoms began at {_time(facts.onset)}, "
+                    f"{_minutes_between(facts.rollout_at, facts.onset)} min later",
+                    f"error rate now {_pct(facts.error_rate)}, p99 {_secs(facts.latency_p99)}",
+                    *(
+                        [f"pods crash-looping: {', '.join(facts.crash_looping)}"]
+                        if facts.crash_looping
+                        else []
+                    ),
+                ],
+                "rollback",
+            )
+        )
+    spike = facts.traffic_ratio is not None and facts.traffic_ratio >= SPIKE_RATIO
+    holders = (facts.long_queries or 0) + (facts.idle_in_transaction or 0)
     if (facts.pool_waiting or 0) > 0 or (facts.db_connections_ratio or 0) >= 0.95:
         evidence = []
         if facts.pool_waiting:
@@ -105,7 +139,25 @@ def decide(facts: Facts) -> list[Finding]:
             evidence.append(
                 f"database connections at {facts.db_connections_ratio:.0%} of max_connections"
             )
-        findings.append(Finding("db-connection-pool-exhausted", evidence, "scale-up"))
+        if facts.long_queries:
+            evidence.append(f"{facts.long_queries} long-running queries or transactions")
+        if facts.idle_in_transaction:
+            evidence.append(f"{facts.idle_in_transaction} connections idle in transaction")
+        # A spike needs capacity; without one, long transactions are holding the pool.
+        fix = "scale-up" if spike or not holders else "terminate-long-queries"
+        findings.append(Finding("db-connection-pool-exhausted", evidence, fix))
+    elif facts.slow and facts.long_queries:
+        findings.append(
+            Finding(
+                "slow-database-queries",
+                [
+                    f"p99 latency {_secs(facts.latency_p99)} over the SLO "
+                    f"{_secs(facts.latency_slo)}",
+                    f"{facts.long_queries} queries running long in the database",
+                ],
+                "terminate-long-queries",
+            )
+        )
     if facts.dependencies_down:
         findings.append(
             Finding(
@@ -114,7 +166,7 @@ def decide(facts: Facts) -> list[Finding]:
                 "enable-circuit-breaker",
             )
         )
-    if facts.traffic_ratio is not None and facts.traffic_ratio >= SPIKE_RATIO:
+    if spike:
         findings.append(
             Finding(
                 "traffic-spike",
@@ -140,9 +192,12 @@ def decide(facts: Facts) -> list[Finding]:
 
 
 def _rollout_preceded_errors(facts: Facts) -> bool:
-    if facts.rollout_at is None or facts.errors_began_at is None:
+    if facts.rollout_at is None:
         return False
-    minutes = _minutes_between(facts.rollout_at, facts.errors_began_at)
+    if facts.onset is None:
+        # Pods of a new revision crash before any SLI moves.
+        return facts.crashing
+    minutes = _minutes_between(facts.rollout_at, facts.onset)
     return minutes is not None and -2 <= minutes <= ROLLOUT_ONSET_MINUTES
 
 

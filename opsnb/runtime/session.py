@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -183,12 +184,21 @@ class Runbook:
 
     @contextmanager
     def check(self, name: str) -> Iterator[CheckContext]:
-        """Run one check; an unavailable backend makes it ``unavailable`` instead of failing."""
+        """Run one check and record its verdict.
+
+        A backend that is down makes the check ``unavailable``. Any other exception makes it
+        ``error``: the traceback is printed in the cell, the runbook goes on to its findings
+        (a runbook is most needed when things are broken), and the run is marked failed.
+        """
         ctx = CheckContext(name)
         try:
             yield ctx
         except BackendUnavailable as exc:
             ctx.status, ctx.detail = "unavailable", str(exc)
+        except Exception as exc:
+            traceback.print_exc()
+            ctx.status, ctx.detail = "error", f"{type(exc).__name__}: {exc}"
+            self.facts.notes.append(f"check {name!r} raised {type(exc).__name__}")
         if ctx.status is None:
             ctx.status, ctx.detail = "warn", ctx.detail or "the check recorded no verdict"
         record = Check(name, ctx.status, ctx.detail)
@@ -204,6 +214,26 @@ class Runbook:
     def conclude(self) -> list[Finding]:
         """Record the decision tree's findings from the facts the checks gathered."""
         return [self.finding(f.cause, f.evidence, f.recommendation) for f in decide(self.facts)]
+
+    def escalation_advice(self, *, minutes: float, who: str) -> str:
+        """Whether the symptom has lasted long enough to escalate, in one sentence."""
+        f = self.facts
+        began = (
+            f.errors_began_at
+            if f.error_rate is not None and f.error_rate >= f.error_threshold
+            else None
+        )
+        if began is None and f.latency_p99 is not None and f.latency_p99 >= f.latency_slo:
+            began = f.slow_since
+        if began is None:
+            return "The service is within its thresholds: no escalation needed."
+        lasted = (self.now - began).total_seconds() / 60
+        if lasted > minutes:
+            return f"Symptoms for {lasted:.0f} min (over {minutes:g}): page {who} now."
+        return (
+            f"Symptoms for {lasted:.0f} min: re-check; "
+            f"page {who} if still present at {minutes:g} min."
+        )
 
     # --- guarded actions -------------------------------------------------------------------
 
