@@ -18,7 +18,13 @@ from .processes import ServiceStartError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m opsnb.lab", description=__doc__)
+    faults = "\n".join(f"  {name:<17}{what}" for name, what in FAULTS.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m opsnb.lab",
+        description=__doc__,
+        epilog=f"faults (--fault NAME, or POST <control>/fault/NAME):\n{faults}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -35,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rps", type=float, default=20.0, help="background requests per second")
     parser.add_argument("--no-alertmanager", action="store_true")
     parser.add_argument(
-        "--fault", choices=list(FAULTS), default="none", help="fault to inject right after start"
+        "--fault",
+        choices=list(FAULTS),
+        default="none",
+        metavar="NAME",
+        help="fault to inject right after start (see below; default: %(default)s)",
     )
     args = parser.parse_args(argv)
 
@@ -57,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         urls = lab.urls()
         print(f"target {TARGET_NAME!r} written to {target_file}")
         for name, url in urls.items():
-            print(f"  {name:<13}{url}")
-        print(f"  kubeconfig   {lab.kubeconfig}")
+            print(f"  {name:<19}{url}")
+        print(f"  {'kubeconfig':<19}{lab.kubeconfig}")
         print()
         print("In another shell, before using the target:")
         print(f"  export {PASSWORD_ENV}='{lab.pg_password}'")

@@ -1,15 +1,21 @@
 """The lab's service ``my-service``: a small real HTTP service instrumented like the template says.
 
 It serves ``/api/items`` (Redis cache in front of PostgreSQL, through a real
-``psycopg_pool.ConnectionPool``), ``/api/checkout`` (writes an order row), ``/health``,
-``/health/db``, ``/health/cache`` and ``/metrics`` (its own ``CollectorRegistry``, the
-template's key metrics).
+``psycopg_pool.ConnectionPool`` whose sessions say ``application_name=my-service``),
+``/api/checkout`` (charges the ``payments-provider`` dependency over HTTP with a short
+timeout, then writes an order row), ``/health``, ``/health/db``, ``/health/cache`` and
+``/metrics`` (its own ``CollectorRegistry``, the template's key metrics).
 
-The service has no faults of its own: how it behaves follows the Deployment's pod template,
-read through ``template_provider`` (the Kubernetes test API server's ``spec.template``). A
-fault is injected by changing that template (an image tag, an env var), so a runbook that
-rolls back or sets an env var through the Kubernetes API really fixes it. Each fault is one
-small rule function in ``RULES`` turning the template into a :class:`Behaviour`.
+How the service behaves follows the Deployment's pod template, read through
+``template_provider`` (the Kubernetes test API server's ``spec.template``): an image tag, an
+env var (``CIRCUIT_BREAKER_ENABLED``, ``DB_POOL_SIZE``), so a runbook that rolls back or sets
+an env var through the Kubernetes API really changes it. Each such rule is one small function
+in ``RULES`` turning the template into a :class:`Behaviour`. The rest of the world the service
+depends on (its database sessions, its dependency, its pods' readiness) is changed from
+outside by the lab's faults (``faults.py``); the service only reacts, as a real one would:
+with no ready pod a request gets 503 ``NoReadyPodsError``, a pool that cannot hand out a
+connection in time gives 503 ``PoolTimeoutError``, a dependency that does not answer gives
+504 ``DependencyTimeoutError`` (or a fallback with the circuit breaker on).
 
 Every request is logged in the log line format of docs/architecture.md and attributed to one
 of the currently running pods (``pods_provider``), round-robin, so the test API server can
@@ -33,17 +39,27 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import psycopg
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 SERVICE = "my-service"
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 ITEM_COUNT = 100
 CACHE_TTL_SECONDS = 5  # short, so misses (and database reads) keep happening
+PAYMENTS = "payments-provider"  # the dependency /api/checkout calls
+ITEM_QUERY = "SELECT id, name, price_cents FROM items WHERE id = %s"
+# The slow variant (fault "slow-queries") is sent with literal values, so the text that
+# pg_stat_activity shows can be EXPLAINed as it stands.
+SLOW_ITEM_QUERY = (
+    "SELECT i.id, i.name, i.price_cents FROM items i CROSS JOIN LATERAL pg_sleep({})"
+    " WHERE i.id = {}"
+)
 
 
 # --- behaviour: what the current pod template makes the service do --------------------------
@@ -58,7 +74,7 @@ class Behaviour:
     fail_share: float = 0.0  # share of /api/* requests that fail outright
     fail_error: str = "BadDeployError"
     circuit_breaker: bool = False  # dependency failures fall back instead of failing
-    dependency_down: bool = False  # the dependency path fails (no rule sets it yet)
+    pool_size: int | None = None  # the pool's max size; None: the app's own default
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,7 @@ class AppSettings:
 
     bad_deploy_error_share: float = 0.4
     container: str = SERVICE
+    max_pool_size: int = 40  # DB_POOL_SIZE is capped below PostgreSQL's max_connections (50)
 
 
 Rule = Callable[[Mapping[str, Any], AppSettings, Behaviour], None]
@@ -95,8 +112,14 @@ def rule_bad_deploy(template: Mapping[str, Any], settings: AppSettings, b: Behav
         b.fail_error = "BadDeployError"
 
 
-# Later faults (slow queries, held transactions, dependency down, ...) add a rule here.
-RULES: list[Rule] = [rule_basics, rule_bad_deploy]
+def rule_pool_size(template: Mapping[str, Any], settings: AppSettings, b: Behaviour) -> None:
+    # `kubectl set env DB_POOL_SIZE=N`: the template's "increase connection pool size"
+    value = b.env.get("DB_POOL_SIZE", "").strip()
+    if value.isdigit() and int(value) > 0:
+        b.pool_size = min(int(value), settings.max_pool_size)
+
+
+RULES: list[Rule] = [rule_basics, rule_bad_deploy, rule_pool_size]
 
 
 def behaviour_for(template: Mapping[str, Any], settings: AppSettings) -> Behaviour:
@@ -104,6 +127,45 @@ def behaviour_for(template: Mapping[str, Any], settings: AppSettings) -> Behavio
     for rule in RULES:
         rule(template or {}, settings, b)
     return b
+
+
+@dataclass(frozen=True)
+class SlowQuery:
+    """A share of the item lookups that reach PostgreSQL run for 0.3 to 0.8 s there."""
+
+    share: float = 0.35
+    min_seconds: float = 0.3
+    max_seconds: float = 0.8
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive failures: while open, calls are skipped (the
+    caller falls back) for ``cooldown`` seconds; then calls go through again, and the next
+    failure opens it for another ``cooldown``, a success closes it."""
+
+    def __init__(self, threshold: int = 3, cooldown: float = 5.0) -> None:
+        self.threshold, self.cooldown = threshold, cooldown
+        self.failures = 0
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            return self.failures < self.threshold or time.monotonic() >= self._open_until
+
+    def record(self, ok: bool) -> bool:
+        """Count a call's outcome; True when this failure opened the circuit."""
+        with self._lock:
+            if ok:
+                self.failures = 0
+                return False
+            self.failures += 1
+            if self.failures < self.threshold:
+                return False
+            now = time.monotonic()
+            opening = now >= self._open_until
+            self._open_until = now + self.cooldown
+            return opening
 
 
 # --- failures a request can end with --------------------------------------------------------
@@ -173,6 +235,10 @@ class _Cached:
         self._at = float("-inf")
         self._lock = threading.Lock()
 
+    def invalidate(self) -> None:
+        with self._lock:
+            self._at = float("-inf")
+
     def __call__(self) -> Any:
         with self._lock:
             if time.monotonic() - self._at > self.ttl:
@@ -203,9 +269,14 @@ class LabApp:
         log_dir: str | Path | None = None,
         provider_ttl: float = 0.2,
         seed: int | None = None,
+        payments_url: str | None = None,
+        dependency_timeout: float = 0.5,
     ) -> None:
         if isinstance(conninfo, Mapping):
             conninfo = psycopg.conninfo.make_conninfo(**{k: v for k, v in conninfo.items()})
+        if "application_name" not in psycopg.conninfo.conninfo_to_dict(conninfo):
+            # pg_stat_activity then tells the service's sessions from everyone else's
+            conninfo = psycopg.conninfo.make_conninfo(conninfo, application_name=service)
         self.conninfo = conninfo
         self.redis_url = redis_url
         self.redis_password = redis_password
@@ -222,6 +293,14 @@ class LabApp:
         self._random_lock = threading.Lock()
         self._cache_results: deque[bool] = deque(maxlen=200)  # recent hits/misses
         self.pool: ConnectionPool | None = None
+        self._pool_lock = threading.Lock()
+        self._pool_wait_logged = 0.0
+        self._waiting = 0  # requests waiting for a pooled connection right now
+        self.slow_query: SlowQuery | None = None  # set by the lab's fault "slow-queries"
+        self.payments_url = payments_url
+        self.dependency_timeout = dependency_timeout
+        self.payments: httpx.Client | None = None
+        self.breaker = CircuitBreaker()
         self.redis: redis.Redis | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -257,7 +336,11 @@ class LabApp:
         self.registry.register(_LiveGauges(self))
 
     def pool_stats(self) -> dict[str, int]:
-        """active / idle / waiting connections of the real pool."""
+        """active / idle connections of the real pool, and the requests waiting for one.
+
+        Waiting requests are counted here rather than taken from the pool's
+        ``requests_waiting``, which also counts waiters that already timed out until a
+        connection comes back."""
         if self.pool is None:
             return {"active": 0, "idle": 0, "waiting": 0, "size": 0, "max": self.pool_size}
         s = self.pool.get_stats()
@@ -265,7 +348,7 @@ class LabApp:
         return {
             "active": max(size - idle, 0),
             "idle": idle,
-            "waiting": s.get("requests_waiting", 0),
+            "waiting": self._waiting,
             "size": size,
             "max": s.get("pool_max", self.pool_size),
         }
@@ -293,6 +376,12 @@ class LabApp:
             socket_connect_timeout=0.5,
         )
         self._prepare_database()
+        if self.payments_url:
+            self.payments = httpx.Client(
+                base_url=self.payments_url,
+                timeout=httpx.Timeout(self.dependency_timeout),
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=20),
+            )
         handler = type("Handler", (_Handler,), {"app": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._server.daemon_threads = True
@@ -318,6 +407,9 @@ class LabApp:
         if self.pool is not None:
             self.pool.close(timeout=2.0)
             self.pool = None
+        if self.payments is not None:
+            self.payments.close()
+            self.payments = None
         if self.redis is not None:
             self.redis.close()
             self.redis = None
@@ -362,6 +454,10 @@ class LabApp:
         with self._random_lock:
             return self._random.randint(1, ITEM_COUNT)
 
+    def uniform(self, low: float, high: float) -> float:
+        with self._random_lock:
+            return self._random.uniform(low, high)
+
     def log(self, level: str, fields: Mapping[str, Any], pod: str | None = None) -> None:
         pod = pod or self.next_pod()
         if pod is not None:
@@ -391,7 +487,6 @@ class LabApp:
         if item is None:
             item = self._db_item(item_id)
             self._cache_set(item_id, item)
-        self._dependency("inventory")
         return 200, "application/json", _json(item)
 
     def checkout(self, query: dict[str, list[str]], body: bytes) -> tuple[int, str, bytes]:
@@ -404,6 +499,7 @@ class LabApp:
             self.business_transactions.labels(self.service, "checkout", "rejected").inc()
             raise RequestFailed(400, "ValidationError") from None
         try:
+            payment = self._charge(item_id, quantity)
             with self._connection() as conn:
                 row = conn.execute(
                     "INSERT INTO orders (item_id, quantity) VALUES (%s, %s) RETURNING id",
@@ -412,8 +508,10 @@ class LabApp:
         except RequestFailed:
             self.business_transactions.labels(self.service, "checkout", "failed").inc()
             raise
-        self.business_transactions.labels(self.service, "checkout", "success").inc()
-        return 200, "application/json", _json({"order_id": row[0] if row else None})
+        outcome = "deferred" if payment == "deferred" else "success"
+        self.business_transactions.labels(self.service, "checkout", outcome).inc()
+        answer = {"order_id": row[0] if row else None, "payment": payment}
+        return 200, "application/json", _json(answer)
 
     def health(self, query: dict[str, list[str]], body: bytes) -> tuple[int, str, bytes]:
         return 200, "application/json", _json({"status": "ok", "service": self.service})
@@ -439,28 +537,61 @@ class LabApp:
         return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
 
     def _before_api(self) -> None:
+        if not self.pods():
+            # no ready pod: the Service has no endpoints, so nothing can serve the request
+            raise RequestFailed(503, "NoReadyPodsError")
         b = self.behaviour()
         if b.fail_share and self.chance(b.fail_share):
             raise RequestFailed(500, b.fail_error)
 
+    def sized_pool(self, fresh: bool = False) -> ConnectionPool:
+        """The pool, resized first if the template's DB_POOL_SIZE asks for another size
+        (``fresh``: read the template now rather than within the provider's cache time)."""
+        assert self.pool is not None
+        if fresh:
+            self._template.invalidate()
+        wanted = self.behaviour().pool_size or self.pool_size
+        if wanted != self.pool.max_size:
+            with self._pool_lock:
+                if wanted != self.pool.max_size:
+                    self.pool.resize(min(self.pool.min_size, wanted), wanted)
+        return self.pool
+
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        assert self.pool is not None
+        pool = self.sized_pool()
+        with self._pool_lock:
+            self._waiting += 1
         try:
-            with self.pool.connection() as conn:
-                yield conn
+            conn = pool.getconn()
         except PoolTimeout:
+            waiting, now = self._waiting, time.monotonic()
+            if now - self._pool_wait_logged >= 1.0:  # one line a second is enough to see it
+                self._pool_wait_logged = now
+                self.log("WARN", {"event": "pool_wait", "waiting": waiting})
             raise RequestFailed(503, "PoolTimeoutError") from None
+        finally:
+            with self._pool_lock:
+                self._waiting -= 1
+        try:
+            with conn:  # commit or roll back; a pooled connection is not closed by this
+                yield conn
         except psycopg.OperationalError:
             raise RequestFailed(503, "DatabaseConnectionError") from None
         except psycopg.Error as exc:
             raise RequestFailed(500, "DatabaseError", type(exc).__name__) from None
+        finally:
+            pool.putconn(conn)
 
     def _db_item(self, item_id: int) -> dict[str, Any]:
+        slow = self.slow_query
         with self._connection() as conn:
-            row = conn.execute(
-                "SELECT id, name, price_cents FROM items WHERE id = %s", (item_id,)
-            ).fetchone()
+            if slow is not None and self.chance(slow.share):
+                seconds = round(self.uniform(slow.min_seconds, slow.max_seconds), 2)
+                query = sql.SQL(SLOW_ITEM_QUERY).format(sql.Literal(seconds), sql.Literal(item_id))
+                row = conn.execute(query).fetchone()
+            else:
+                row = conn.execute(ITEM_QUERY, (item_id,)).fetchone()
         if row is None:
             raise RequestFailed(404, "NotFoundError")
         return {"id": row[0], "name": row[1], "price_cents": row[2]}
@@ -477,12 +608,31 @@ class LabApp:
         with contextlib.suppress(redis.RedisError, AttributeError):
             self.redis.set(f"item:{item_id}", json.dumps(item), ex=CACHE_TTL_SECONDS)  # type: ignore[union-attr]
 
-    def _dependency(self, name: str) -> None:
-        """The call to a downstream service. With the circuit breaker on, its failure
-        degrades the answer (fallback) instead of failing the request."""
-        b = self.behaviour()
-        if b.dependency_down and not b.circuit_breaker:
-            raise RequestFailed(503, "DependencyUnavailableError", name)
+    def _charge(self, item_id: int, quantity: int) -> str:
+        """Charge the order at the payments provider: ``succeeded``, or ``deferred`` when it
+        failed and the circuit breaker (CIRCUIT_BREAKER_ENABLED=true) lets the order through
+        to be charged later. Without the breaker a failure fails the request."""
+        if self.payments is None:
+            return "skipped"
+        breaker_on = self.behaviour().circuit_breaker
+        if breaker_on and not self.breaker.allow():
+            return "deferred"  # circuit open: no call at all, the fallback answers at once
+        try:
+            answer = self.payments.post("/v1/charges", json={"item_id": item_id, "qty": quantity})
+            answer.raise_for_status()
+        except httpx.TimeoutException:
+            status, error = 504, "DependencyTimeoutError"
+        except httpx.HTTPError:
+            status, error = 502, "DependencyError"
+        else:
+            self.breaker.record(True)
+            return "succeeded"
+        opened = self.breaker.record(False)
+        if not breaker_on:
+            raise RequestFailed(status, error, PAYMENTS)
+        if opened:
+            self.log("WARN", {"event": "circuit_open", "dependency": PAYMENTS, "error": error})
+        return "deferred"
 
 
 Route = Callable[[LabApp, dict[str, list[str]], bytes], tuple[int, str, bytes]]
@@ -580,6 +730,10 @@ class _Handler(BaseHTTPRequestHandler):
                 fields["error"] = error
             level = "ERROR" if status >= 500 else "WARN" if status >= 400 else "INFO"
             self.app.log(level, fields)
+
+    def handle(self) -> None:
+        with contextlib.suppress(ConnectionError):  # a client that went away is no error here
+            super().handle()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the service writes its own log lines; no stderr chatter

@@ -1,11 +1,18 @@
 """The lab: real services on loopback wired together into one incident-ready environment.
 
 ``Lab(workdir).start()`` starts PostgreSQL, Redis, the Kubernetes test API server (seeded
-with Deployment ``my-service`` in ``production``), the instrumented service, Prometheus
-scraping it every second (with the template's alert rules at lab speed), Alertmanager, a
-traffic generator and a small control endpoint. ``inject(fault)`` changes the world the way
-a real incident would (a bad release is a new Deployment template, hence a new ReplicaSet
-revision), so runbooks diagnose and fix it through the same APIs as in production.
+with Deployment ``my-service`` in ``production``), the ``payments-provider`` dependency, the
+instrumented service, Prometheus scraping it every second (with the template's alert rules at
+lab speed), Alertmanager, a traffic generator and a small control endpoint.
+
+``inject(fault)`` changes the world the way a real incident would: a bad release is a new
+Deployment template, hence a new ReplicaSet revision; held connections are real PostgreSQL
+sessions; a hung dependency is a real server that stops answering. Runbooks diagnose and fix
+it through the same APIs as in production. ``faults.py`` describes every fault, its symptoms
+and what ends it. A background thread keeps the active fault going (a crash loop's restarts)
+and notices when a runbook fixed it, after which ``active_fault()`` says ``none``. Injecting a
+fault clears the previous one first; ``clear()`` ends every fault's mechanism and restores the
+good pod template (image, env and resources as seeded; replicas stay as they are).
 
 A running lab is described by ``<workdir>/lab.json`` (URLs and the control endpoint) and by
 the target file ``write_target()`` puts in the opsnb config dir. Secrets stay out of both.
@@ -16,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import os
 import re
 import secrets
@@ -27,27 +35,32 @@ from typing import Any
 
 import yaml
 
+from ..catalog import PACKAGE_ROOT
 from ..promql import render
 from . import processes
-from .app import SERVICE, LabApp
+from .app import PAYMENTS, SERVICE, LabApp
+from .faults import BAD_VERSION as BAD_VERSION
+from .faults import CONTAINER as CONTAINER
+from .faults import FAULTS as FAULTS
+from .faults import Fault, KubeStateMetrics, PaymentsProvider, make_faults
 from .traffic import Traffic
 
+log = logging.getLogger(__name__)
+
 NAMESPACE = "production"
-CONTAINER = SERVICE
 SELECTOR = f"app={SERVICE}"
 IMAGE_REPO = "registry.local/my-service"
 GOOD_VERSION = "1.4.2"
-BAD_VERSION = "2.0.0-bad"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 REVISION = "deployment.kubernetes.io/revision"
 PASSWORD_ENV = "OPSNB_LAB_PG_PASSWORD"
 TARGET_NAME = "lab"
 RATE_WINDOW = "20s"  # the lab's minutes are seconds: 1 s scrapes, 20 s rate windows
-
-FAULTS: dict[str, str] = {
-    "none": "no fault: the good release (re-applied if a bad one is current)",
-    "bad-deploy": f"release {BAD_VERSION}: 40% of /api/* requests fail with BadDeployError",
-}
+TICK_SECONDS = 0.25  # how often the fault thread keeps a fault going and looks for its fix
+TRAFFIC_WORKERS = 64  # enough that requests hung for seconds do not lower the offered load
+CLIENT_TIMEOUT = 5.0  # the load generator's; over the pool timeout (2 s) and dependency's
+RUNBOOKS_URL = (PACKAGE_ROOT / "runbooks").as_uri()
+TEMPLATE_FIELDS = ("image", "env", "resources")  # what clear() restores in the container
 
 
 def deployment_manifest(image: str, change_cause: str, replicas: int = 3) -> dict[str, Any]:
@@ -85,66 +98,67 @@ def deployment_manifest(image: str, change_cause: str, replicas: int = 3) -> dic
     }
 
 
-def alert_rules(service: str = SERVICE, window: str = RATE_WINDOW) -> str:
+def alert_rules(
+    service: str = SERVICE,
+    window: str = RATE_WINDOW,
+    *,
+    namespace: str = NAMESPACE,
+    runbooks_url: str = RUNBOOKS_URL,
+) -> str:
     """The template's alert rules at lab speed (short windows, short ``for``).
 
-    Summaries name the service literally: ``sum(...)`` drops the ``service`` label, so the
-    template's ``{{ $labels.service }}`` would render empty."""
-    rules = {
-        "groups": [
-            {
-                "name": "service-alerts",
-                "rules": [
-                    {
-                        "alert": "HighErrorRate",
-                        "expr": f"{render('error_rate', service=service, window=window)} > 0.01",
-                        "for": "5s",
-                        "labels": {
-                            "severity": "critical",
-                            "runbook": "#high-error-rate",
-                            "service": service,
-                        },
-                        "annotations": {
-                            "summary": f"High error rate on {service}",
-                            "description": "Error rate is {{ $value | humanizePercentage }}",
-                        },
-                    },
-                    {
-                        "alert": "HighLatency",
-                        "expr": f"{render('latency_p99', service=service, window=window)} > 0.5",
-                        "for": "10s",
-                        "labels": {
-                            "severity": "warning",
-                            "runbook": "#high-latency",
-                            "service": service,
-                        },
-                        "annotations": {
-                            "summary": f"High latency on {service}",
-                            "description": "p99 latency is {{ $value | humanizeDuration }}",
-                        },
-                    },
-                    {
-                        "alert": "DatabaseConnectionPoolExhausted",
-                        "expr": (
-                            f'database_connection_pool_size{{service="{service}", state="waiting"}}'
-                            " > 0"
-                        ),
-                        "for": "5s",
-                        "labels": {
-                            "severity": "critical",
-                            "runbook": "#db-connection-pool",
-                            "service": service,
-                        },
-                        "annotations": {
-                            "summary": "Database connection pool exhausted",
-                            "description": "{{ $value }} connections waiting",
-                        },
-                    },
-                ],
-            }
-        ]
-    }
-    return yaml.safe_dump(rules, sort_keys=False)
+    Each alert names its runbook in the ``runbook`` label and links it in the ``runbook_url``
+    annotation. Summaries name the service literally: ``sum(...)`` drops the ``service``
+    label, so the template's ``{{ $labels.service }}`` would render empty. The lab's hour is a
+    minute: ``PodCrashLooping`` counts restarts over ``1m`` where the template says ``1h``."""
+
+    def rule(alert: str, expr: str, for_: str, severity: str, runbook: str,
+             summary: str, description: str) -> dict[str, Any]:  # fmt: skip
+        return {
+            "alert": alert,
+            "expr": expr,
+            "for": for_,
+            "labels": {"severity": severity, "service": service, "runbook": runbook},
+            "annotations": {
+                "summary": summary,
+                "description": description,
+                "runbook_url": f"{runbooks_url}/{runbook}.ipynb",
+            },
+        }
+
+    restarts = (
+        f'increase(kube_pod_container_status_restarts_total{{namespace="{namespace}", '
+        f'container="{CONTAINER}"}}[1m])'
+    )
+    rules = [
+        rule(
+            "HighErrorRate",
+            f"{render('error_rate', service=service, window=window)} > 0.01",
+            "5s", "critical", "high-error-rate",
+            f"High error rate on {service}", "Error rate is {{ $value | humanizePercentage }}",
+        ),
+        rule(
+            "HighLatency",
+            f"{render('latency_p99', service=service, window=window)} > 0.5",
+            "10s", "warning", "high-latency",
+            f"High latency on {service}", "p99 latency is {{ $value | humanizeDuration }}",
+        ),
+        rule(
+            "DatabaseConnectionPoolExhausted",
+            f'database_connection_pool_size{{service="{service}", state="waiting"}} > 0',
+            "5s", "critical", "db-connection-pool-exhausted",
+            f"Database connection pool exhausted on {service}",
+            "{{ $value }} connections waiting",
+        ),
+        rule(
+            "PodCrashLooping",
+            f"{restarts} > 3",
+            "5s", "critical", "pod-crash-looping",
+            f"Pod {{{{ $labels.pod }}}} of {service} crash looping",
+            "{{ $value | printf \"%.0f\" }} restarts in the last minute",
+        ),
+    ]  # fmt: skip
+    return yaml.safe_dump({"groups": [{"name": "service-alerts", "rules": rules}]}, sort_keys=False)
 
 
 def _revision(obj: Mapping[str, Any]) -> int:
@@ -173,6 +187,19 @@ def _ready(pod: Mapping[str, Any]) -> bool:
     return True
 
 
+def _container(template: Mapping[str, Any]) -> dict[str, Any]:
+    for c in (template.get("spec") or {}).get("containers") or []:
+        if c.get("name") == CONTAINER:
+            return dict(c)
+    return {}
+
+
+def _seed_container() -> dict[str, Any]:
+    """The good release's container as seeded (what ``clear()`` restores)."""
+    seed = deployment_manifest(f"{IMAGE_REPO}:{GOOD_VERSION}", f"deploy {GOOD_VERSION}")
+    return _container(seed["spec"]["template"])
+
+
 class Lab:
     """Everything a runbook needs, for real, on 127.0.0.1. See the module docstring."""
 
@@ -197,6 +224,7 @@ class Lab:
         self.postgres: processes.Postgres | None = None
         self.redis: processes.Redis | None = None
         self.kube: Any = None
+        self.payments: PaymentsProvider | None = None
         self.app: LabApp | None = None
         self.alertmanager: processes.Alertmanager | None = None
         self.prometheus: processes.Prometheus | None = None
@@ -205,6 +233,7 @@ class Lab:
         self._control: ThreadingHTTPServer | None = None
         self._stops: list[Callable[[], None]] = []
         self._lock = threading.RLock()
+        self._faults: dict[str, Fault] = make_faults()
 
     # lifecycle ----------------------------------------------------------------------------
 
@@ -232,16 +261,21 @@ class Lab:
                 )
             )
 
+            self.payments = PaymentsProvider().start()
+            self._stops.append(self.payments.stop)
+
             self.app = LabApp(
                 self.postgres.conninfo(),
                 self.redis.url,
-                template_provider=self._template,
-                pods_provider=self._pods,
+                template_provider=self.template,
+                pods_provider=self.current_pods,
                 pool_size=self.pool_size,
                 log_dir=self.workdir / "pod-logs",
+                payments_url=self.payments.url,
             )
             self.app.start()
             self._stops.append(self.app.stop)
+            self.app.registry.register(KubeStateMetrics(self.kube.store, NAMESPACE))
             self.kube.store.set_log_provider(self._pod_log)
 
             am_url = None
@@ -259,9 +293,13 @@ class Lab:
             )
             self._stops.append(self.prometheus.stop)
 
-            self.traffic = Traffic(self.app.url, rps=self.rps).start()
+            # the clients wait longer than the service's own timeouts, so they see its 5xx
+            self.traffic = Traffic(
+                self.app.url, rps=self.rps, workers=TRAFFIC_WORKERS, timeout=CLIENT_TIMEOUT
+            ).start()
             self._stops.append(self.traffic.stop)
 
+            self._start_fault_thread()
             self._start_control()
             self._write_lab_json()
         except BaseException:
@@ -289,7 +327,8 @@ class Lab:
     def deployment(self) -> dict[str, Any] | None:
         return self.kube.store.get("Deployment", NAMESPACE, SERVICE) if self.kube else None
 
-    def _template(self) -> dict[str, Any]:
+    def template(self) -> dict[str, Any]:
+        """The Deployment's pod template (``spec.template``) as the API server has it."""
         dep = self.deployment()
         return (dep or {}).get("spec", {}).get("template", {})
 
@@ -297,8 +336,8 @@ class Lab:
         rss = self.kube.store.list("ReplicaSet", NAMESPACE, SELECTOR)
         return sorted(rss, key=_revision)
 
-    def current_pods(self) -> list[str]:
-        """Ready pods of the Deployment's current ReplicaSet (the ones serving traffic)."""
+    def revision_pods(self) -> list[dict[str, Any]]:
+        """The pods of the Deployment's current ReplicaSet, ready or not, by name."""
         pods = self.kube.store.list("Pod", NAMESPACE, SELECTOR)
         rss = self.replica_sets()
         dep = self.deployment() or {}
@@ -308,10 +347,11 @@ class Lab:
             mine = [p for p in pods if _owned_by(p, owner)]
             if mine:
                 pods = mine
-        return sorted(p["metadata"]["name"] for p in pods if _ready(p))
+        return sorted(pods, key=lambda p: str(p["metadata"]["name"]))
 
-    def _pods(self) -> list[str]:
-        return self.current_pods()
+    def current_pods(self) -> list[str]:
+        """Ready pods of the Deployment's current ReplicaSet (the ones serving traffic)."""
+        return [str(p["metadata"]["name"]) for p in self.revision_pods() if _ready(p)]
 
     def _pod_log(
         self, namespace: str, pod: str, container: str | None, previous: bool
@@ -328,47 +368,112 @@ class Lab:
         return list(FAULTS)
 
     def inject(self, fault: str) -> None:
-        """Make the fault happen; ``none`` clears. Raises ValueError for an unknown fault."""
-        if fault not in FAULTS:
+        """Make the fault happen, after clearing any other; ``none`` clears. Raises
+        ValueError for an unknown fault."""
+        if fault not in self._faults:
             raise ValueError(f"unknown fault {fault!r}; available: {', '.join(FAULTS)}")
         with self._lock:
-            if fault == "none":
-                self.clear()
-                return
-            if fault == self.fault and self._image().endswith("-bad") == (fault == "bad-deploy"):
+            if fault != "none" and self.active_fault() == fault:
                 return  # already in effect: do not stack another revision
-            if self.fault != "none":
+            self.clear()
+            if fault == "none":
+                return
+            try:
+                self._faults[fault].inject(self)
+            except BaseException:
                 self.clear()
-            if fault == "bad-deploy":
-                self._release(f"{IMAGE_REPO}:{BAD_VERSION}", "deploy 2.0.0")
+                raise
             self.fault = fault
 
     def clear(self) -> None:
-        """Undo the current fault; a bad release is rolled forward to the good image."""
+        """End every fault and restore the good pod template (a bad release is rolled forward
+        to the good image; env and resources go back to the seed's)."""
         with self._lock:
-            image = self._image()
-            if image.endswith("-bad"):
-                self._release(f"{IMAGE_REPO}:{GOOD_VERSION}", f"rollback to {GOOD_VERSION}")
+            for fault in self._faults.values():
+                fault.clear(self)
+            if self.kube is not None:
+                self.restore_good_template()
             self.fault = "none"
 
     def active_fault(self) -> str:
-        """The injected fault still in effect: a runbook may have fixed it through Kubernetes
-        (a rollback of the bad release), and then the lab reports ``none``."""
+        """The injected fault still in effect: a runbook may have fixed it (a rollback of the
+        bad release, terminated sessions, a raised memory limit), and then the lab reports
+        ``none``."""
         with self._lock:
-            if self.fault == "bad-deploy" and self.kube and not self._image().endswith("-bad"):
-                self.fault = "none"
+            self._check_fault(tick=False)
             return self.fault
 
-    def _image(self) -> str:
-        for c in self._template().get("spec", {}).get("containers", []):
+    def _check_fault(self, tick: bool) -> None:
+        fault = self._faults[self.fault]
+        if self.fault == "none" or self.kube is None:
+            return
+        if not fault.in_effect(self):
+            fault.clear(self)  # fixed from outside: end what is left of it, keep the template
+            self.fault = "none"
+        elif tick:
+            fault.tick(self)
+
+    def _start_fault_thread(self) -> None:
+        stopping = threading.Event()
+
+        def run() -> None:
+            while not stopping.wait(TICK_SECONDS):
+                try:
+                    with self._lock:
+                        self._check_fault(tick=True)
+                except Exception:  # a broken tick must not end the thread (nor the lab)
+                    log.exception("lab fault tick failed")
+
+        thread = threading.Thread(target=run, name="lab-faults", daemon=True)
+        thread.start()
+
+        def stop_faults() -> None:
+            stopping.set()
+            thread.join(5.0)
+            with self._lock:  # give connections back and let hung callers go before the rest
+                for fault in self._faults.values():
+                    with contextlib.suppress(Exception):
+                        fault.clear(self)
+                self.fault = "none"
+
+        self._stops.append(stop_faults)
+
+    def image(self) -> str:
+        for c in self.template().get("spec", {}).get("containers", []):
             if c.get("name") == CONTAINER:
                 return str(c.get("image", ""))
         return ""
 
-    def _release(self, image: str, change_cause: str) -> None:
-        """Apply the current Deployment with a new image, as `kubectl set image` would: the
-        rest of the spec (replicas, env a runbook set) is kept."""
-        dep = copy.deepcopy(self.deployment()) or deployment_manifest(image, change_cause)
+    def release(self, version: str, change_cause: str, *, memory_limit: str | None = None) -> None:
+        """Apply the current Deployment with the image of ``version`` (and a memory limit), as
+        `kubectl set image` would: the rest of the spec (replicas, env a runbook set) is
+        kept."""
+
+        def change(c: dict[str, Any]) -> None:
+            c["image"] = f"{IMAGE_REPO}:{version}"
+            if memory_limit is not None:
+                c.setdefault("resources", {}).setdefault("limits", {})["memory"] = memory_limit
+
+        self._apply_container(change_cause, change)
+
+    def restore_good_template(self) -> None:
+        """Put back the seed's image, env and resources if anything differs (a new revision
+        then, as a rollback would make); a template already good is left alone."""
+        good = _seed_container()
+        current = _container(self.template())
+        if all(current.get(k) == good.get(k) for k in TEMPLATE_FIELDS):
+            return
+
+        def change(c: dict[str, Any]) -> None:
+            for key in TEMPLATE_FIELDS:
+                c[key] = copy.deepcopy(good[key])
+
+        self._apply_container(f"rollback to {GOOD_VERSION}", change)
+
+    def _apply_container(self, change_cause: str, change: Callable[[dict[str, Any]], None]) -> None:
+        dep = copy.deepcopy(self.deployment()) or deployment_manifest(
+            f"{IMAGE_REPO}:{GOOD_VERSION}", change_cause
+        )
         dep.pop("status", None)
         meta = dep.setdefault("metadata", {})
         for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
@@ -376,7 +481,7 @@ class Lab:
         meta.setdefault("annotations", {})[CHANGE_CAUSE] = change_cause
         for c in dep["spec"]["template"]["spec"]["containers"]:
             if c.get("name") == CONTAINER:
-                c["image"] = image
+                change(c)
         self.kube.store.apply(dep)
 
     # description for other processes ------------------------------------------------------
@@ -387,7 +492,7 @@ class Lab:
             "target": TARGET_NAME,
             "fault": self.active_fault(),
             "faults": FAULTS,
-            "image": self._image() if self.kube else None,
+            "image": self.image() if self.kube else None,
             "pods": self.current_pods() if self.kube else [],
             "traffic": stats.__dict__ if stats else None,
             "urls": self.urls(),
@@ -401,6 +506,7 @@ class Lab:
             "kubernetes": self.kube.url if self.kube else None,
             "postgres": self.postgres.url if self.postgres else None,
             "redis": self.redis.url if self.redis else None,
+            PAYMENTS: self.payments.url if self.payments else None,
             "control": self.control_url,
         }
 
@@ -411,6 +517,7 @@ class Lab:
     def target_spec(self) -> dict[str, Any]:
         """The ``lab`` target in the format of opsnb/config.py; the password is a reference."""
         assert self.postgres and self.redis and self.prometheus and self.app and self.kubeconfig
+        assert self.payments
         spec: dict[str, Any] = {
             "description": f"opsnb lab in {self.workdir} (python -m opsnb.lab)",
             "kubernetes": {
@@ -435,6 +542,7 @@ class Lab:
                     "dependencies": {
                         "database": f"{self.app.url}/health/db",
                         "cache": f"{self.app.url}/health/cache",
+                        PAYMENTS: f"{self.payments.url}/health",
                     },
                 }
             },

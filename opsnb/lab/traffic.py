@@ -2,7 +2,10 @@
 
 It never raises out of its threads (a failed request is counted, not thrown) and uses short
 timeouts so a hung service slows it down instead of stopping it. Several workers share the
-rate so one slow request does not stall the whole stream.
+rate so one slow request does not stall the whole stream: the idle workers take turns waiting
+for the next send instant, so up to ``workers`` requests can be in flight at the offered rate
+(the lab uses enough workers that requests hung for seconds do not lower it). ``set_rps``
+changes the rate at once: a traffic spike is one call.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Traffic:
         self._counts: Counter[str] = Counter()
         self._failed = 0
         self._stop = threading.Event()
+        self._turn = threading.Lock()  # held by the one idle worker waiting for the next slot
         self._threads: list[threading.Thread] = []
         self._next_at = 0.0  # shared schedule: the instant the next request is due
 
@@ -132,13 +136,14 @@ class Traffic:
         try:
             with httpx.Client(base_url=self.url, timeout=self.timeout) as client:
                 while not self._stop.is_set():
-                    at = self._claim_slot()
-                    if at is None:
-                        self._stop.wait(0.1)
-                        continue
-                    delay = at - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):
-                        return
+                    with self._turn:  # one slot pending at a time: a rate change acts at once
+                        at = self._claim_slot()
+                        if at is None:
+                            self._stop.wait(0.1)
+                            continue
+                        delay = at - time.monotonic()
+                        if delay > 0 and self._stop.wait(delay):
+                            return
                     self._send(client)
         except Exception:  # pragma: no cover - a load generator must never crash its host
             pass
