@@ -93,7 +93,9 @@ class Policy:
     allow_apply: bool = False  # may `opsnb run --apply` mutate this target at all?
     automatic_actions: tuple[str, ...] = ()  # runbooks allowed to apply in automated runs
     max_replicas: int = 20
-    max_pods_per_action: int = 10
+    max_pods_per_action: int = 10  # blast radius: pods one step may delete or restart
+    max_backends_per_action: int = 5  # PostgreSQL backends one step may terminate
+    max_keys_per_action: int = 10_000  # Redis keys one step may delete
 
 
 @dataclass(frozen=True)
@@ -341,6 +343,8 @@ def _policy(s: dict[str, Any], where: str) -> Policy:
         automatic_actions=tuple(str(a) for a in auto),
         max_replicas=int(s.get("max_replicas", 20)),
         max_pods_per_action=int(s.get("max_pods_per_action", 10)),
+        max_backends_per_action=int(s.get("max_backends_per_action", 5)),
+        max_keys_per_action=int(s.get("max_keys_per_action", 10_000)),
     )
 
 

@@ -60,7 +60,7 @@ class Action:
     service: str
     object: str
     dry_run: bool
-    outcome: str  # previewed | applied | refused | unavailable | failed
+    outcome: str  # previewed | applied | refused | declined | unavailable | failed
     detail: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
     at: str = field(default_factory=utcnow)

@@ -252,18 +252,30 @@ class Runbook:
         return True, "applied"
 
     def act(self, action: str, obj: str, call: Callable[[bool], Any], **parameters: Any) -> Action:
-        """Run a mutating call as a dry run or for real, and record it either way."""
+        """Run a mutating call as a dry run or for real, and record it either way.
+
+        ``call(dry_run)`` performs the change (or its preview) and returns something with a
+        ``detail``. Every action is previewed first; it is applied only when apply was asked
+        for, the target's policy allows it, and (in an interactive notebook) a person
+        confirms after reading the preview.
+        """
         applied, reason = self.may_apply
         outcome = "applied" if applied else ("refused" if self.apply_requested else "previewed")
         try:
-            change = call(not applied)
-            detail = getattr(change, "detail", "") or str(change)
+            preview = call(True)
+            detail = getattr(preview, "detail", "") or str(preview)
             if outcome == "refused":
                 detail = f"{reason}; preview: {detail}"
+            if applied and not _confirmed(action, obj, detail):
+                applied, outcome = False, "declined"
+                detail = f"not confirmed; preview: {detail}"
+            if applied:
+                change = call(False)
+                detail = getattr(change, "detail", "") or str(change)
         except BackendUnavailable as exc:
-            outcome, detail = "unavailable", str(exc)
+            applied, outcome, detail = False, "unavailable", str(exc)
         except (ValueError, LookupError) as exc:
-            outcome, detail = "failed", str(exc)
+            applied, outcome, detail = False, "failed", str(exc)
         record = Action(
             action=action,
             target=self.target.name,
@@ -311,6 +323,27 @@ class Runbook:
             "set-env", f"deployment/{name}",
             lambda dry: self.k8s.set_env(name, container, env, dry_run=dry), **env,
         )  # fmt: skip
+
+
+def _confirmed(action: str, obj: str, preview: str) -> bool:
+    """Ask a person to confirm, when a person is there to ask.
+
+    In JupyterLab the kernel may read from the user: the preview is shown and the action
+    runs only after the user types ``yes``. Headless runs (papermill, ``opsnb run``, the
+    alert service) cannot be asked; there the explicit ``--apply`` and the target's policy
+    are the confirmation.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return True
+    shell = get_ipython()
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None or not getattr(kernel, "_allow_stdin", False):
+        return True
+    print(f"About to APPLY {action} on {obj}.\nPreview: {preview}")
+    answer = input("Type 'yes' to apply, anything else to cancel: ")
+    return answer.strip().lower() == "yes"
 
 
 def _whoami() -> str:
