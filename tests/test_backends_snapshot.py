@@ -18,11 +18,10 @@ from opsnb.backends.snapshot import (
     READ_ONLY,
     Snapshot,
     SnapshotKubernetes,
-    SnapshotPostgres,
     SnapshotPrometheus,
-    SnapshotRedis,
     normalise_query,
 )
+from opsnb.backends.snapshot_stores import SnapshotPostgres, SnapshotRedis
 from opsnb.errors import BackendUnavailable
 from opsnb.promql import render
 

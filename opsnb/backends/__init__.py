@@ -8,7 +8,7 @@ backend         live                                        snapshot
 ==============  ==========================================  ===============================
 Prometheus      ``prometheus.PrometheusBackend``            ``snapshot.SnapshotPrometheus``
 Kubernetes      ``kubernetes.KubernetesBackend``            ``snapshot.SnapshotKubernetes``
-PostgreSQL      ``postgres.PostgresBackend``                ``snapshot.SnapshotPostgres``
+PostgreSQL      ``postgres.PostgresBackend``                ``snapshot_stores.SnapshotPostgres``
 Redis           ``redis.RedisBackend``                      ``snapshot.SnapshotRedis``
 logs            ``logs.parse`` / ``logs.error_breakdown``   (the same functions)
 ==============  ==========================================  ===============================

@@ -46,7 +46,7 @@ def kubernetes(target: Target, snapshot: Any) -> Any:
 
 def postgres(target: Target, snapshot: Any) -> Any:
     if snapshot is not None:
-        from ..backends.snapshot import SnapshotPostgres
+        from ..backends.snapshot_stores import SnapshotPostgres
 
         return SnapshotPostgres(snapshot)
     cfg = target.postgres
@@ -66,7 +66,7 @@ def postgres(target: Target, snapshot: Any) -> Any:
 
 def redis(target: Target, snapshot: Any) -> Any:
     if snapshot is not None:
-        from ..backends.snapshot import SnapshotRedis
+        from ..backends.snapshot_stores import SnapshotRedis
 
         return SnapshotRedis(snapshot)
     cfg = target.redis
