@@ -675,3 +675,250 @@ def test_importing_kubernetes_backend_module_is_lazy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- data procedures: database sizes, replication, read-only queries, terminations, keys ------
+
+
+def _table(info: dict[str, Any], name: str, rows: int) -> None:
+    with psycopg.connect(**info, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
+        conn.execute(f"CREATE TABLE {name} (id integer PRIMARY KEY, note text)")
+        conn.execute(
+            f"INSERT INTO {name} SELECT g, 'row ' || g FROM generate_series(1, %s) g", (rows,)
+        )
+
+
+def _count(info: dict[str, Any], name: str) -> int:
+    with psycopg.connect(**info) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {name}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_postgres_database_sizes_and_replication(postgres_server: processes.Postgres) -> None:
+    from opsnb.backends.postgres import DATABASE_SIZE_COLUMNS, REPLICATION_COLUMNS
+
+    pg = PostgresBackend(postgres_server.conninfo())
+    sizes = pg.database_sizes()
+    assert list(sizes.columns) == DATABASE_SIZE_COLUMNS
+    with psycopg.connect(**postgres_server.conninfo()) as conn:
+        row = conn.execute("SELECT pg_database_size('app'), pg_size_pretty(pg_database_size("
+                           "'app'))").fetchone()  # fmt: skip
+    assert row is not None
+    app = sizes[sizes["datname"] == "app"].iloc[0]
+    assert abs(int(app["size_bytes"]) - int(row[0])) < 1024 * 1024  # autovacuum may write
+    assert app["size"].split()[1] == row[1].split()[1]  # the same unit as pg_size_pretty
+    assert "template0" not in set(sizes["datname"])  # no connections allowed there
+    assert list(sizes["size_bytes"]) == sorted(sizes["size_bytes"], reverse=True)
+    replication = pg.replication()
+    assert list(replication.columns) == REPLICATION_COLUMNS and replication.empty
+
+
+def test_postgres_read_only_query(postgres_server: processes.Postgres) -> None:
+    from opsnb.backends.postgres import QueryRefused
+
+    info = postgres_server.conninfo()
+    _table(info, "ro_probe", 250)
+    pg = PostgresBackend(info)
+    counted = pg.read_only_query("SELECT count(*) AS n FROM ro_probe;")
+    assert counted["n"].tolist() == [250] and counted.attrs["truncated"] is False
+    limited = pg.read_only_query("SELECT id, note FROM ro_probe ORDER BY id", limit=10)
+    assert limited["id"].tolist() == list(range(1, 11)) and limited.attrs["truncated"] is True
+    assert list(limited.columns) == ["id", "note"]
+    for sql, words in [
+        ("DELETE FROM ro_probe", "refused by the read-only transaction"),
+        ("UPDATE ro_probe SET note = 'x'", "read-only transaction"),
+        ("WITH gone AS (DELETE FROM ro_probe RETURNING id) SELECT count(*) FROM gone",
+         "read-only transaction"),
+        ("CREATE TABLE ro_new (id int)", "read-only transaction"),
+        ("SELECT 1; DELETE FROM ro_probe", "only a single SQL statement"),
+        ("COMMIT", "not allowed"),
+        ("SET default_transaction_read_only = off", "not allowed"),
+        ("SELECT pg_terminate_backend(1)", "pg_terminate_backend"),
+        ("SELECT * FROM no_such_table", "does not exist"),
+        ("   ", "no SQL statement"),
+    ]:  # fmt: skip
+        with pytest.raises(QueryRefused, match=words):
+            pg.read_only_query(sql)
+    assert _count(info, "ro_probe") == 250
+    with pytest.raises(QueryRefused, match="200 ms statement timeout"):
+        pg.read_only_query("SELECT pg_sleep(2)", timeout_ms=200)
+    # the semicolon inside a literal is not a second statement
+    assert pg.read_only_query("SELECT ';' AS s")["s"].tolist() == [";"]
+
+
+def test_postgres_terminate_backends(postgres_server: processes.Postgres) -> None:
+    from opsnb.backends.postgres import TERMINATE_COLUMNS
+
+    info = postgres_server.conninfo()
+    pg = PostgresBackend(info)
+    mine = [psycopg.connect(**info, application_name="opsnb-hog") for _ in range(2)]
+    other = psycopg.connect(**info, application_name="opsnb-bystander")
+    idle = psycopg.connect(**info, application_name="opsnb-hog", autocommit=True)
+    try:
+        for conn in [*mine, other]:
+            conn.execute("SELECT 1")  # a transaction left open: idle in transaction
+        time.sleep(1.2)
+        candidates = pg.backends_to_terminate(1, application_name="opsnb-hog")
+        assert list(candidates.columns) == TERMINATE_COLUMNS
+        hog_pids = sorted(c.info.backend_pid for c in mine)
+        assert sorted(candidates["pid"]) == hog_pids
+        assert set(candidates["state"]) == {"idle in transaction"}
+        assert (candidates["duration_seconds"] >= 1).all()
+        every = set(pg.backends_to_terminate(1)["pid"])
+        assert every >= {*hog_pids, other.info.backend_pid}
+        assert idle.info.backend_pid not in every  # idle sessions hold nothing
+        assert pg.backends_to_terminate(300, application_name="opsnb-hog").empty
+
+        preview = pg.terminate_backends(hog_pids, dry_run=True)
+        assert preview.dry_run and preview.terminated == []
+        assert f"pid IN ({hog_pids[0]}, {hog_pids[1]})" in preview.detail
+        assert "pg_terminate_backend(pid)" in preview.detail and preview.sql in preview.detail
+        assert sorted(s["pid"] for s in preview.sessions) == hog_pids
+        assert all(not c.closed and c.execute("SELECT 1").fetchone() for c in mine)
+
+        # the application guard: a pid of another application is not ended
+        done = pg.terminate_backends(
+            [*hog_pids, other.info.backend_pid], dry_run=False, application_name="opsnb-hog"
+        )
+        assert done.terminated == hog_pids and not done.dry_run
+        assert "terminated 2 of 3" in done.detail
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            live = set(pg.activity()["pid"])
+            if not live & set(hog_pids):
+                break
+            time.sleep(0.1)
+        assert not live & set(hog_pids) and other.info.backend_pid in live
+        with pytest.raises(psycopg.OperationalError):
+            mine[0].execute("SELECT 1")
+        assert other.execute("SELECT 2").fetchone() == (2,)
+        with pytest.raises(ValueError, match="not a backend pid"):
+            pg.terminate_backends([0], dry_run=True)
+        assert pg.terminate_backends([], dry_run=False).detail == "no backend to terminate"
+    finally:
+        for conn in [*mine, other, idle]:
+            conn.close()
+
+
+def test_redis_memory_scan_and_delete(redis_server: processes.Redis) -> None:
+    from opsnb.backends.redis import KEY_SIZE_COLUMNS, MEMORY_FIELDS
+
+    cache = RedisBackend(redis_server.url, password=redis_server.password)
+    direct = redis_server.client()
+    try:
+        direct.delete(*(direct.keys("bk:*") or [b"bk:none"]))
+        memory = cache.memory()
+        assert set(memory) == {*MEMORY_FIELDS, "used_ratio"}
+        assert memory["used_memory"] > 0 and memory["maxmemory"] == 0
+        assert memory["used_ratio"] is None
+        direct.mset({f"bk:session:{i}": "x" * 10 for i in range(1200)})
+        direct.set("bk:session:big", "y" * 50_000, ex=600)
+        direct.mset({"bk:sessions": "1", "bk:other:1": "2", "bk:session": "3"})
+        found = cache.scan_keys("bk:session:*", batch=100)
+        assert len(found) == 1201 and len(set(found)) == 1201
+        assert "bk:sessions" not in found and "bk:session" not in found
+        assert len(cache.scan_keys("bk:session:*", limit=7)) == 7
+        sizes = cache.key_sizes("bk:session:*", sample=2000)
+        assert list(sizes.columns) == KEY_SIZE_COLUMNS and len(sizes) == 1201
+        top = sizes.iloc[0]
+        assert top["key"] == "bk:session:big" and top["bytes"] > 50_000
+        assert 0 < top["ttl_seconds"] <= 600 and pd.isna(sizes.iloc[1]["ttl_seconds"])
+
+        with pytest.raises(ValueError, match="policy.max_keys_per_action"):
+            cache.delete_keys("bk:session:*", dry_run=False, max_keys=1000)
+        assert len(cache.scan_keys("bk:session:*")) == 1201  # refused: nothing deleted
+        preview = cache.delete_keys("bk:session:*", dry_run=True, max_keys=5000)
+        assert preview.matched == 1201 and preview.deleted == 0 and len(preview.sample) == 10
+        assert "would delete 1201 key(s)" in preview.detail
+        assert len(cache.scan_keys("bk:session:*")) == 1201
+        done = cache.delete_keys("bk:session:*", dry_run=False, batch=250, max_keys=5000)
+        assert done.deleted == 1201 and "deleted 1201 of 1201" in done.detail
+        assert cache.scan_keys("bk:session:*") == []
+        assert sorted(cache.scan_keys("bk:*")) == ["bk:other:1", "bk:session", "bk:sessions"]
+        for pattern in ("*", "", "?*"):
+            with pytest.raises(ValueError, match="pattern"):
+                cache.delete_keys(pattern, dry_run=True, max_keys=10)
+        assert cache.delete_keys("bk:nothing:*", dry_run=False, max_keys=10).deleted == 0
+    finally:
+        direct.delete(*(direct.keys("bk:*") or [b"bk:none"]))
+        direct.close()
+
+
+def test_snapshot_twins_of_the_data_calls_answer_like_the_live_ones(
+    postgres_server: processes.Postgres, redis_server: processes.Redis, tmp_path: Path
+) -> None:
+    from opsnb.backends.postgres import QueryRefused
+    from opsnb.backends.snapshot_stores import SnapshotPostgres, SnapshotRedis
+
+    info = postgres_server.conninfo()
+    pg = PostgresBackend(info)
+    cache = RedisBackend(redis_server.url, password=redis_server.password)
+    direct = redis_server.client()
+    held = psycopg.connect(**info, application_name="opsnb-twin")
+    try:
+        held.execute("SELECT 1")  # idle in transaction
+        direct.mset({f"twin:{i}": "x" * (i + 1) for i in range(12)})
+        time.sleep(1.1)
+        now = pd.Timestamp.now(tz="UTC")
+        folder = tmp_path / "snap"
+        for sub in ("postgres", "redis"):
+            (folder / sub).mkdir(parents=True)
+        (folder / "snapshot.json").write_text(json.dumps(
+            {"format": "opsnb-snapshot/1", "service": "twin", "now": now.isoformat()}
+        ))  # fmt: skip
+        sizes = pg.database_sizes()
+        activity = json.loads(pg.activity().to_json(orient="records", date_format="iso"))
+        records = {
+            "postgres/databases.json": {
+                "databases": sizes[["datname", "size_bytes"]].to_dict("records")
+            },  # fmt: skip
+            "postgres/replication.json": {"replication": []},
+            "postgres/activity.json": {
+                "captured_at": now.isoformat(),
+                "max_connections": 50,
+                "activity": activity,
+            },  # fmt: skip
+            "redis/info.json": {"info": cache.info()},
+            "redis/keys.json": {"keys": cache.key_sizes("twin:*").to_dict("records")},
+        }
+        for relative, data in records.items():
+            (folder / relative).write_text(json.dumps(data, default=str))
+        snapshot = Snapshot(folder)
+        spg, sredis = SnapshotPostgres(snapshot), SnapshotRedis(snapshot)
+
+        pd.testing.assert_frame_equal(spg.database_sizes(), sizes)
+        pd.testing.assert_frame_equal(spg.replication(), pg.replication())
+        live = pg.backends_to_terminate(1, application_name="opsnb-twin")
+        recorded = spg.backends_to_terminate(1, application_name="opsnb-twin")
+        assert list(recorded.columns) == list(live.columns)
+        assert recorded["pid"].tolist() == live["pid"].tolist() == [held.info.backend_pid]
+        assert recorded.dtypes.to_dict() == live.dtypes.to_dict()
+        preview = spg.terminate_backends(live["pid"], dry_run=False)
+        assert preview.dry_run and preview.terminated == []
+        assert preview.detail.startswith(
+            "snapshot is read-only, nothing changed: would terminate 1"
+        )
+        assert preview.sql == pg.terminate_backends(live["pid"], dry_run=True).sql
+        with pytest.raises(BackendUnavailable, match="cannot run queries"):
+            spg.read_only_query("SELECT 1")
+        with pytest.raises(QueryRefused):
+            spg.read_only_query("SELECT 1; SELECT 2")
+
+        assert sredis.memory().keys() == cache.memory().keys()
+        assert sredis.memory()["used_memory"] == records["redis/info.json"]["info"]["used_memory"]
+        assert sorted(sredis.scan_keys("twin:1*")) == sorted(cache.scan_keys("twin:1*"))
+        pd.testing.assert_frame_equal(sredis.key_sizes("twin:*"), cache.key_sizes("twin:*"))
+        deletion = sredis.delete_keys("twin:*", dry_run=False, max_keys=100)
+        assert deletion.dry_run and deletion.deleted == 0 and deletion.matched == 12
+        assert direct.exists(*[f"twin:{i}" for i in range(12)]) == 12
+        with pytest.raises(ValueError, match="max_keys_per_action"):
+            sredis.delete_keys("twin:*", dry_run=True, max_keys=5)
+        (folder / "redis" / "keys.json").unlink()
+        with pytest.raises(BackendUnavailable, match="redis/keys.json"):
+            SnapshotRedis(Snapshot(folder)).scan_keys("twin:*")
+    finally:
+        held.close()
+        direct.delete(*[f"twin:{i}" for i in range(12)])
+        direct.close()

@@ -1,9 +1,13 @@
-"""PostgreSQL diagnosis: connections by state, max_connections, long-running queries.
+"""PostgreSQL diagnosis: connections by state, max_connections, long-running queries,
+database sizes, replication, read-only queries, and the guarded backend termination.
 
     pg = PostgresBackend({"host": "127.0.0.1", "port": 5432, "user": "postgres",
                           "password": secret, "dbname": "app"})
     pg.connections_by_state()        # DataFrame[state, count]
     pg.long_running_queries(300)     # the template's "Identify long-running queries"
+    pg.database_sizes()              # the template's "Check database size"
+    pg.read_only_query("SELECT count(*) FROM users")   # "Run read-only query"
+    pg.terminate_backends([4711], dry_run=True)        # "Kill long-running queries", previewed
 
 Each call opens one short-lived, read-only connection (``default_transaction_read_only=on``,
 a statement timeout) and closes it. ``psycopg`` is imported on first use. Error messages
@@ -14,8 +18,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -24,11 +29,22 @@ from ..errors import BackendUnavailable
 
 __all__ = [
     "ACTIVITY_COLUMNS",
+    "DATABASE_SIZE_COLUMNS",
     "LONG_RUNNING_COLUMNS",
+    "REPLICATION_COLUMNS",
+    "TERMINATE_COLUMNS",
     "PostgresBackend",
+    "QueryRefused",
+    "Termination",
     "activity_frame",
+    "check_single_statement",
+    "database_sizes_frame",
     "long_running_from_activity",
+    "pretty_bytes",
+    "replication_frame",
     "states_from_activity",
+    "terminate_candidates_from_activity",
+    "terminate_sql",
 ]
 
 NAME = "postgres"
@@ -74,6 +90,103 @@ WHERE pid <> pg_backend_pid()
   AND now() - query_start >= make_interval(secs => %s)
 ORDER BY duration_seconds DESC, pid
 """
+
+
+DATABASE_SIZE_COLUMNS = ["datname", "size_bytes", "size"]
+# pg_stat_replication, one row per attached standby (lags in seconds, replay lag in bytes)
+REPLICATION_COLUMNS = [
+    "pid", "usename", "application_name", "client_addr", "state", "sync_state", "sent_lsn",
+    "write_lsn", "flush_lsn", "replay_lsn", "write_lag_seconds", "flush_lag_seconds",
+    "replay_lag_seconds", "replay_lag_bytes",
+]  # fmt: skip
+# the sessions a termination would end: age of the transaction (or the query, outside one)
+TERMINATE_COLUMNS = [
+    "pid", "duration_seconds", "state", "application_name", "usename", "client_addr", "query",
+]  # fmt: skip
+
+_DATABASE_SIZES = """
+SELECT datname::text, pg_database_size(datname)::bigint AS size_bytes
+FROM pg_database
+WHERE datallowconn AND has_database_privilege(datname, 'CONNECT')
+ORDER BY 2 DESC, 1
+"""
+
+_REPLICATION = """
+SELECT pid, usename::text, application_name, host(client_addr) AS client_addr, state,
+       sync_state, sent_lsn::text, write_lsn::text, flush_lsn::text, replay_lsn::text,
+       extract(epoch FROM write_lag)::float8 AS write_lag_seconds,
+       extract(epoch FROM flush_lag)::float8 AS flush_lag_seconds,
+       extract(epoch FROM replay_lag)::float8 AS replay_lag_seconds,
+       pg_wal_lsn_diff(sent_lsn, replay_lsn)::float8 AS replay_lag_bytes
+FROM pg_stat_replication
+ORDER BY application_name, pid
+"""
+
+# What "long" means for a session holding a connection: its transaction's age (an idle in
+# transaction session holds its connection and its locks), or its query's outside one.
+_TERMINATE_CANDIDATES = """
+SELECT pid,
+       extract(epoch FROM (now() - coalesce(least(xact_start, query_start), query_start,
+                                            xact_start)))::float8 AS duration_seconds,
+       state, application_name, usename::text, host(client_addr) AS client_addr, query
+FROM pg_stat_activity
+WHERE pid <> pg_backend_pid()
+  AND backend_type = 'client backend'
+  AND state IS DISTINCT FROM 'idle'
+  AND coalesce(xact_start, query_start) IS NOT NULL
+  AND now() - coalesce(least(xact_start, query_start), query_start, xact_start)
+      >= make_interval(secs => %s)
+  AND (%s::text IS NULL OR application_name = %s::text)
+ORDER BY duration_seconds DESC, pid
+"""
+
+# Statements that would end, or change, the read-only transaction a query runs in.
+_TRANSACTION_WORDS = {
+    "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE",
+    "PREPARE", "SET", "RESET", "DISCARD", "LISTEN", "NOTIFY", "COPY", "VACUUM", "CHECKPOINT",
+}  # fmt: skip
+
+# Functions with effects a read-only transaction does not undo (signals, configuration,
+# files, session-level locks, other connections).
+_ACTING_FUNCTIONS = re.compile(
+    r"pg_(terminate|cancel)_backend|pg_reload_conf|pg_rotate_logfile|pg_promote|pg_switch_wal"
+    r"|pg_create_restore_point|pg_advisory_lock\w*|pg_file_\w+|set_config|dblink\w*|lo_\w+",
+    re.I,
+)
+
+
+class QueryRefused(ValueError):
+    """A query that ``read_only_query`` will not run, or that the server refused to run
+    (a write in the read-only transaction, a syntax error, the statement timeout)."""
+
+
+@dataclass(frozen=True)
+class Termination:
+    """What ``terminate_backends`` ended, or would end when ``dry_run`` is True.
+
+    ``sql`` is the exact statement (run as written when applied); ``detail`` says it in
+    one sentence for the run record."""
+
+    action: str
+    object: str
+    pids: list[int]
+    sql: str
+    dry_run: bool
+    detail: str
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    terminated: list[int] = field(default_factory=list)
+    changed: bool = True
+
+    @property
+    def before(self) -> dict[str, Any]:
+        return {"backends": list(self.pids)}
+
+    @property
+    def after(self) -> dict[str, Any]:
+        return {"terminated": list(self.terminated)}
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class PostgresBackend:
@@ -230,6 +343,96 @@ class PostgresBackend:
             rows = cur.fetchall()
         return activity_frame([dict(zip(names, r, strict=True)) for r in rows])
 
+    def database_sizes(self) -> pd.DataFrame:
+        """Every database this user may connect to, largest first, as
+        DataFrame[datname, size_bytes (int), size (like pg_size_pretty)]."""
+        _, rows = self._rows(_DATABASE_SIZES)
+        return database_sizes_frame([{"datname": r[0], "size_bytes": r[1]} for r in rows])
+
+    def replication(self) -> pd.DataFrame:
+        """``pg_stat_replication`` as DataFrame with ``REPLICATION_COLUMNS``: one row per
+        attached standby; empty when none is attached (a single server)."""
+        names, rows = self._rows(_REPLICATION)
+        return replication_frame([dict(zip(names, r, strict=True)) for r in rows])
+
+    def read_only_query(self, sql: str, limit: int = 100, timeout_ms: int = 5000) -> pd.DataFrame:
+        """Run one SQL statement inside a ``READ ONLY`` transaction that is always rolled
+        back, with ``statement_timeout`` = ``timeout_ms``, and return at most ``limit`` rows.
+
+        Anything but a single statement, and statements that control transactions or
+        settings, are refused before they are sent (``QueryRefused``); a write is refused by
+        the server itself, which is the real guard. ``frame.attrs["truncated"]`` says whether
+        more rows were there; ``frame.attrs["status"]`` is the server's command tag."""
+        import psycopg
+
+        statement = check_single_statement(sql)
+        limit, timeout_ms = max(0, int(limit)), max(1, int(timeout_ms))
+        with self._connection() as conn:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("BEGIN READ ONLY")
+                    cur.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
+                    # a snapshot is taken: from here on the transaction cannot turn read-write
+                    cur.execute("SELECT 1")
+                    cur.execute(statement)
+                    names = [d.name for d in cur.description or []]
+                    rows = cur.fetchmany(limit + 1) if cur.description else []
+                    status = cur.statusmessage or ""
+            except psycopg.errors.QueryCanceled:
+                raise QueryRefused(
+                    f"cancelled after the {timeout_ms} ms statement timeout"
+                ) from None
+            except psycopg.errors.ReadOnlySqlTransaction as exc:
+                raise QueryRefused(
+                    f"refused by the read-only transaction: {_first_line(exc)}"
+                ) from None
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                raise QueryRefused(f"the server refused the query: {_first_line(exc)}") from None
+            finally:
+                if not conn.closed:
+                    conn.execute("ROLLBACK")
+        frame = pd.DataFrame([tuple(r) for r in rows[:limit]], columns=_unique(names))
+        frame.attrs["truncated"] = len(rows) > limit
+        frame.attrs["status"] = status
+        frame.attrs["limit"] = limit
+        return frame
+
+    def backends_to_terminate(
+        self, min_seconds: float, application_name: str | None = None
+    ) -> pd.DataFrame:
+        """Client backends (never this call's own, never background workers) that are not
+        idle and whose transaction (or, outside one, query) began at least ``min_seconds``
+        ago, of ``application_name`` only when given, as DataFrame with
+        ``TERMINATE_COLUMNS``, longest first."""
+        app = application_name or None
+        names, rows = self._rows(_TERMINATE_CANDIDATES, (float(min_seconds), app, app))
+        return _terminate_frame(pd.DataFrame(rows, columns=names))
+
+    def terminate_backends(
+        self, pids: Iterable[int], *, dry_run: bool, application_name: str | None = None
+    ) -> Termination:
+        """End the sessions ``pids`` with ``pg_terminate_backend`` (only client backends,
+        never this call's own; of ``application_name`` only, when given).
+
+        A dry run terminates nothing: it shows the exact statement and which of the pids it
+        would end now. Applied, it runs that statement and reports the pids it ended."""
+        wanted = _pids(pids)
+        sql = terminate_sql(wanted, application_name)
+        if not wanted:
+            return _termination(wanted, sql, dry_run, [], [])
+        if dry_run:
+            _, rows = self._rows(_preview_sql(wanted, application_name))
+            sessions = [
+                {"pid": int(r[0]), "application_name": r[1], "state": r[2], "query": r[3]}
+                for r in rows
+            ]
+            return _termination(wanted, sql, True, sessions, [])
+        _, rows = self._rows(sql)
+        ended = sorted(int(r[0]) for r in rows if r[1])
+        return _termination(wanted, sql, False, [], ended)
+
 
 # --- frames shared with the snapshot backend ------------------------------------------------
 
@@ -272,6 +475,256 @@ def long_running_from_activity(
     frame = frame[frame["duration_seconds"] >= float(min_seconds)]
     frame = frame.sort_values(["duration_seconds", "pid"], ascending=[False, True])
     return _long_running_frame(frame[LONG_RUNNING_COLUMNS].reset_index(drop=True))
+
+
+def terminate_candidates_from_activity(
+    activity: pd.DataFrame,
+    now: pd.Timestamp,
+    min_seconds: float,
+    application_name: str | None = None,
+) -> pd.DataFrame:
+    """``backends_to_terminate`` computed from an ``activity_frame`` as seen at ``now``."""
+    frame = activity
+    if "backend_type" in frame and frame["backend_type"].notna().any():
+        frame = frame[frame["backend_type"] == "client backend"]
+    frame = frame[frame["state"].fillna("idle") != "idle"]
+    began = frame[["xact_start", "query_start"]].min(axis=1)
+    frame = frame.assign(duration_seconds=(now - began).dt.total_seconds())
+    frame = frame[frame["duration_seconds"].notna()]
+    frame = frame[frame["duration_seconds"] >= float(min_seconds)]
+    if application_name:
+        frame = frame[frame["application_name"] == application_name]
+    frame = frame.sort_values(["duration_seconds", "pid"], ascending=[False, True])
+    return _terminate_frame(frame[TERMINATE_COLUMNS].reset_index(drop=True))
+
+
+def database_sizes_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows of {datname, size_bytes} as DataFrame with ``DATABASE_SIZE_COLUMNS``, largest
+    first."""
+    pairs = sorted(
+        ((str(r["datname"]), int(r["size_bytes"])) for r in rows), key=lambda p: (-p[1], p[0])
+    )
+    return pd.DataFrame(
+        {
+            "datname": pd.Series([p[0] for p in pairs], dtype="str"),
+            "size_bytes": pd.Series([p[1] for p in pairs], dtype="int64"),
+            "size": pd.Series([pretty_bytes(p[1]) for p in pairs], dtype="str"),
+        }
+    )
+
+
+def replication_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """pg_stat_replication rows (dicts) as DataFrame with ``REPLICATION_COLUMNS``."""
+    frame = pd.DataFrame([{c: row.get(c) for c in REPLICATION_COLUMNS} for row in rows])
+    if frame.empty:
+        frame = pd.DataFrame({c: pd.Series([], dtype="object") for c in REPLICATION_COLUMNS})
+    frame["pid"] = pd.array(frame["pid"].astype("object"), dtype="Int64")
+    for column in REPLICATION_COLUMNS[-4:]:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame[REPLICATION_COLUMNS]
+
+
+def pretty_bytes(size: float) -> str:
+    """A size the way ``pg_size_pretty`` writes it (``8 kB``, ``7901 kB``, ``12 MB``)."""
+    value = float(size)
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if value < 10 * 1024 or unit == "TB":
+            return f"{sign}{int(round(value))} {unit}"
+        value /= 1024
+    return f"{sign}{int(round(value))} PB"  # pragma: no cover
+
+
+def check_single_statement(sql: str) -> str:
+    """The statement without trailing semicolons, or ``QueryRefused`` when ``sql`` is empty,
+    holds more than one statement, or controls transactions or settings (``BEGIN``,
+    ``COMMIT``, ``SET``, ...). Quotes, dollar quotes and comments are understood."""
+    text = str(sql or "").strip()
+    ends = _statement_ends(text)
+    while ends and not _without_comments(text[ends[-1] + 1 :]).strip():  # trailing ";"
+        text = text[: ends[-1]].rstrip()
+        ends = _statement_ends(text)
+    if ends:
+        raise QueryRefused("only a single SQL statement is allowed; this has more than one")
+    words = re.findall(r"[A-Za-z_]+", _without_comments(text))
+    if not words:
+        raise QueryRefused("no SQL statement was given")
+    first = words[0].upper()
+    if first in _TRANSACTION_WORDS:
+        raise QueryRefused(
+            f"{first} statements are not allowed: the query runs inside a read-only "
+            "transaction that opsnb opens and rolls back"
+        )
+    acting = sorted({w.lower() for w in words if _ACTING_FUNCTIONS.fullmatch(w)})
+    if acting:
+        raise QueryRefused(
+            f"{', '.join(acting)} act(s) outside the transaction, which a read-only "
+            "transaction does not stop; use the runbook's guarded steps instead"
+        )
+    return text
+
+
+def terminate_sql(pids: Iterable[int], application_name: str | None = None) -> str:
+    """The exact statement ``terminate_backends`` runs for ``pids``."""
+    listed = ", ".join(str(p) for p in _pids(pids)) or "NULL"
+    app = f" AND application_name = {_literal(application_name)}" if application_name else ""
+    return (
+        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE pid IN ({listed}) AND backend_type = 'client backend' "
+        f"AND pid <> pg_backend_pid(){app}"
+    )
+
+
+def _preview_sql(pids: list[int], application_name: str | None) -> str:
+    listed = ", ".join(str(p) for p in pids) or "NULL"
+    app = f" AND application_name = {_literal(application_name)}" if application_name else ""
+    return (
+        "SELECT pid, application_name, state, query FROM pg_stat_activity "
+        f"WHERE pid IN ({listed}) AND backend_type = 'client backend' "
+        f"AND pid <> pg_backend_pid(){app} ORDER BY pid"
+    )
+
+
+def _termination(
+    pids: list[int],
+    sql: str,
+    dry_run: bool,
+    sessions: list[dict[str, Any]],
+    terminated: list[int],
+    *,
+    prefix: str = "",
+) -> Termination:
+    listed = ", ".join(str(p) for p in pids) or "none"
+    if not pids:
+        detail = "no backend to terminate"
+    elif dry_run:
+        found = {int(s["pid"]) for s in sessions}
+        gone = [p for p in pids if p not in found]
+        shown = "; ".join(
+            f"{s['pid']} ({s.get('state')}: {_short(s.get('query'))})" for s in sessions
+        )
+        detail = f"would terminate {len(found)} backend(s) (pids {listed})"
+        if shown:
+            detail += f" [{shown}]"
+        if gone:
+            detail += f"; already gone or not eligible: {', '.join(map(str, gone))}"
+        detail += f" with: {sql}"
+    else:
+        done = ", ".join(str(p) for p in terminated) or "none"
+        detail = f"terminated {len(terminated)} of {len(pids)} backend(s) (pids {done}) with: {sql}"
+    return Termination(
+        action="terminate-backends",
+        object="postgres backends",
+        pids=pids,
+        sql=sql,
+        dry_run=dry_run,
+        detail=prefix + detail,
+        sessions=sessions,
+        terminated=terminated,
+        changed=bool(pids),
+    )
+
+
+def _short(query: Any, width: int = 60) -> str:
+    text = " ".join(str(query or "").split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _pids(pids: Iterable[int]) -> list[int]:
+    out: list[int] = []
+    for pid in pids:
+        if isinstance(pid, bool) or int(pid) != pid or int(pid) <= 0:
+            raise ValueError(f"not a backend pid: {pid!r}")
+        if int(pid) not in out:
+            out.append(int(pid))
+    return out
+
+
+def _literal(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("a NUL character cannot be in an application_name")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _statement_ends(text: str) -> list[int]:
+    """Offsets of the semicolons that end statements (not those in quotes or comments)."""
+    ends: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "-" and text.startswith("--", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif ch == "/" and text.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        elif ch in "'\"":
+            j = i + 1
+            while j < n:
+                if text[j] == ch:
+                    if j + 1 < n and text[j + 1] == ch:  # a doubled quote
+                        j += 2
+                        continue
+                    break
+                j += 1
+            i = j + 1
+        elif ch == "$":
+            m = re.match(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$", text[i:])
+            if m:
+                tag = m.group(0)
+                j = text.find(tag, i + len(tag))
+                i = n if j < 0 else j + len(tag)
+            else:
+                i += 1
+        elif ch == ";":
+            ends.append(i)
+            i += 1
+        else:
+            i += 1
+    return ends
+
+
+def _without_comments(text: str) -> str:
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    return re.sub(r"--[^\n]*", " ", text)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column names made unique (``count``, ``count_2``), as a DataFrame needs them."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
+def _terminate_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        frame = pd.DataFrame({c: [] for c in TERMINATE_COLUMNS})
+    return pd.DataFrame(
+        {
+            "pid": pd.Series(frame["pid"].to_numpy(), dtype="int64"),
+            "duration_seconds": pd.Series(frame["duration_seconds"].to_numpy(), dtype="float64"),
+            "state": pd.Series(frame["state"].to_numpy(), dtype="str"),
+            "application_name": pd.Series(frame["application_name"].to_numpy(), dtype="str"),
+            "usename": pd.Series(frame["usename"].to_numpy(), dtype="str"),
+            "client_addr": pd.Series(frame["client_addr"].to_numpy(), dtype="object"),
+            "query": pd.Series(frame["query"].to_numpy(), dtype="str"),
+        }
+    )
 
 
 def _states_frame(pairs: list[tuple[str, int]]) -> pd.DataFrame:

@@ -1,7 +1,11 @@
-"""Redis: PING, INFO and the cache hit ratio (the template's "Cache Operations").
+"""Redis: PING, INFO, the cache hit ratio, memory, and a namespace flush done safely (the
+template's "Cache Operations").
 
     cache = RedisBackend("redis://127.0.0.1:6379/0", password=secret)
     cache.hit_ratio()        # keyspace_hits / (hits + misses), None before any lookup
+    cache.memory()           # INFO memory: used, peak, maxmemory, fragmentation
+    cache.scan_keys("session:*")                                  # SCAN MATCH, never KEYS
+    cache.delete_keys("session:*", dry_run=True, max_keys=10_000)  # count and sample first
 
 ``redis`` is imported on first use. Retries are off, so a down server fails within
 ``timeout`` seconds with ``BackendUnavailable("redis", reason)``.
@@ -9,13 +13,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import fnmatch
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import pandas as pd
+
 from ..errors import BackendUnavailable
 
-__all__ = ["RedisBackend", "hit_ratio_from_info", "info_section"]
+__all__ = [
+    "KEY_SIZE_COLUMNS",
+    "MEMORY_FIELDS",
+    "KeyDeletion",
+    "RedisBackend",
+    "check_flush_pattern",
+    "glob_match",
+    "hit_ratio_from_info",
+    "info_section",
+    "key_sizes_frame",
+    "memory_from_info",
+]
+
+# the INFO memory fields ``memory()`` answers with (plus ``used_ratio``)
+MEMORY_FIELDS = (
+    "used_memory", "used_memory_human", "used_memory_rss", "used_memory_peak",
+    "used_memory_peak_human", "maxmemory", "maxmemory_human", "maxmemory_policy",
+    "mem_fragmentation_ratio",
+)  # fmt: skip
+KEY_SIZE_COLUMNS = ["key", "type", "bytes", "ttl_seconds"]
+SAMPLE_KEYS = 10  # keys a deletion preview shows
 
 NAME = "redis"
 
@@ -55,12 +85,19 @@ class RedisBackend:
             )
         return self._client
 
-    def _call(self, what: str, *args: Any) -> Any:
+    def _call(self, what: str, *args: Any, **kwargs: Any) -> Any:
+        client = self._redis()
+        with self._errors():
+            return getattr(client, what)(*args, **kwargs)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn redis-py's connection, timeout and authentication errors into
+        BackendUnavailable; other ResponseErrors (the caller's) pass through."""
         import redis
 
-        client = self._redis()
         try:
-            return getattr(client, what)(*args)
+            yield
         except redis.AuthenticationError:
             raise BackendUnavailable(NAME, f"authentication failed at {self.where}") from None
         except redis.TimeoutError:
@@ -111,6 +148,200 @@ class RedisBackend:
         """keyspace_hits / (keyspace_hits + keyspace_misses) since the server started (or
         since ``CONFIG RESETSTAT``), or None when there has been no lookup."""
         return hit_ratio_from_info(self.info("stats"))
+
+    def memory(self) -> dict[str, Any]:
+        """``INFO memory``'s main fields (``MEMORY_FIELDS``) plus ``used_ratio``:
+        used_memory / maxmemory, None when no maxmemory is set."""
+        return memory_from_info(self.info("memory"))
+
+    def _scan(self, pattern: str, batch: int, limit: int | None) -> list[bytes]:
+        """Keys matching ``pattern`` by ``SCAN cursor MATCH pattern COUNT batch`` (never
+        ``KEYS``, which blocks the server), at most ``limit`` of them."""
+        found: list[bytes] = []
+        seen: set[bytes] = set()
+        cursor = 0
+        while True:
+            cursor, keys = self._call("scan", cursor, match=pattern, count=max(1, int(batch)))
+            for key in keys:
+                if key not in seen:  # SCAN may return a key more than once
+                    seen.add(key)
+                    found.append(key)
+                    if limit is not None and len(found) >= limit:
+                        return found
+            if int(cursor) == 0:
+                return found
+
+    def scan_keys(self, pattern: str, batch: int = 500, limit: int | None = None) -> list[str]:
+        """Names of the keys matching the glob ``pattern`` (SCAN MATCH in batches of
+        ``batch``, never KEYS), at most ``limit``; in SCAN order."""
+        return [_text(k) for k in self._scan(pattern, batch, limit)]
+
+    def key_sizes(self, pattern: str = "*", sample: int = 200) -> pd.DataFrame:
+        """A ``redis-cli --bigkeys``-like sample: up to ``sample`` keys matching ``pattern``
+        (by SCAN) with their type, ``MEMORY USAGE`` in bytes and TTL (None: no expiry), as
+        DataFrame with ``KEY_SIZE_COLUMNS``, biggest first."""
+        keys = self._scan(pattern, 500, max(0, int(sample)))
+        rows: list[dict[str, Any]] = []
+        if keys:
+            pipe = self._redis().pipeline(transaction=False)
+            for key in keys:
+                pipe.type(key)
+                pipe.memory_usage(key)
+                pipe.ttl(key)
+            with self._errors():
+                answers = pipe.execute()
+            for i, key in enumerate(keys):
+                kind, size, ttl = answers[3 * i : 3 * i + 3]
+                if _text(kind) == "none":  # expired or deleted since the scan
+                    continue
+                rows.append({"key": _text(key), "type": _text(kind), "bytes": size,
+                             "ttl_seconds": ttl})  # fmt: skip
+        return key_sizes_frame(rows)
+
+    def delete_keys(
+        self,
+        pattern: str,
+        *,
+        dry_run: bool,
+        batch: int = 500,
+        max_keys: int,
+    ) -> KeyDeletion:
+        """Delete the keys matching ``pattern``: found by SCAN MATCH in batches (never
+        KEYS), removed by ``UNLINK`` (``DEL`` where UNLINK is missing) in batches of
+        ``batch``.
+
+        A dry run deletes nothing and tells how many keys match, with a sample. More than
+        ``max_keys`` matching keys (the target's ``policy.max_keys_per_action``) raise
+        ValueError, dry run or not, and nothing is deleted."""
+        check_flush_pattern(pattern)
+        keys = self._scan(pattern, batch, int(max_keys) + 1)
+        _refuse_over(len(keys), pattern, int(max_keys))
+        sample = [_text(k) for k in keys[:SAMPLE_KEYS]]
+        if dry_run or not keys:
+            return _deletion(pattern, len(keys), sample, dry_run, 0)
+        deleted = 0
+        for start in range(0, len(keys), max(1, int(batch))):
+            deleted += self._unlink(keys[start : start + max(1, int(batch))])
+        return _deletion(pattern, len(keys), sample, False, deleted)
+
+    def _unlink(self, keys: list[bytes]) -> int:
+        import redis
+
+        try:
+            return int(self._call("unlink", *keys))
+        except redis.ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+            return int(self._call("delete", *keys))
+
+
+@dataclass(frozen=True)
+class KeyDeletion:
+    """What ``delete_keys`` deleted, or would delete when ``dry_run`` is True."""
+
+    action: str
+    object: str
+    pattern: str
+    matched: int
+    sample: list[str]
+    dry_run: bool
+    deleted: int
+    detail: str
+    changed: bool = field(default=True)
+
+    @property
+    def before(self) -> dict[str, Any]:
+        return {"keys": self.matched}
+
+    @property
+    def after(self) -> dict[str, Any]:
+        return {"keys": self.matched - self.deleted}
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def check_flush_pattern(pattern: str) -> str:
+    """``pattern`` when it names a namespace (``session:*``); ValueError for an empty one or
+    one made of wildcards only (``*`` would be a FLUSHDB)."""
+    if not pattern or not str(pattern).strip():
+        raise ValueError("a flush needs a key pattern such as 'session:*'")
+    if not re.sub(r"[*?\[\]\\^-]", "", str(pattern)):
+        raise ValueError(
+            f"pattern {pattern!r} matches every key: a namespace flush needs a prefix "
+            "such as 'session:*'"
+        )
+    return str(pattern)
+
+
+def glob_match(key: str, pattern: str) -> bool:
+    """Whether ``key`` matches a Redis glob (``*``, ``?``, ``[abc]``, ``[^a]``, ``\\x``)."""
+    translated = re.sub(r"\[\^", "[!", pattern)
+    return fnmatch.fnmatchcase(key, translated)
+
+
+def key_sizes_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows of {key, type, bytes, ttl_seconds} as DataFrame with ``KEY_SIZE_COLUMNS``,
+    biggest first; a TTL of -1 (no expiry) becomes None."""
+    frame = pd.DataFrame([{c: r.get(c) for c in KEY_SIZE_COLUMNS} for r in rows])
+    if frame.empty:
+        frame = pd.DataFrame({c: pd.Series([], dtype="object") for c in KEY_SIZE_COLUMNS})
+    ttl = pd.to_numeric(frame["ttl_seconds"], errors="coerce")
+    out = pd.DataFrame(
+        {
+            "key": frame["key"].astype("str"),
+            "type": frame["type"].astype("str"),
+            "bytes": pd.array(pd.to_numeric(frame["bytes"], errors="coerce"), dtype="Int64"),
+            "ttl_seconds": pd.array(ttl.where(ttl >= 0), dtype="Int64"),
+        }
+    )
+    return out.sort_values(["bytes", "key"], ascending=[False, True], na_position="last",
+                           kind="stable").reset_index(drop=True)  # fmt: skip
+
+
+def memory_from_info(info: Mapping[str, Any]) -> dict[str, Any]:
+    """``memory()`` from an INFO dict (the memory section, or a flat INFO all)."""
+    out = {name: info.get(name) for name in MEMORY_FIELDS}
+    used, limit = info.get("used_memory"), info.get("maxmemory")
+    out["used_ratio"] = float(used) / float(limit) if used is not None and limit else None
+    return out
+
+
+def _refuse_over(count: int, pattern: str, max_keys: int) -> None:
+    if count > max_keys:
+        raise ValueError(
+            f"refused: more than {max_keys} keys match {pattern!r}, over the target's "
+            f"policy.max_keys_per_action ({max_keys}); narrow the pattern or raise the limit"
+        )
+
+
+def _deletion(
+    pattern: str, matched: int, sample: list[str], dry_run: bool, deleted: int, prefix: str = ""
+) -> KeyDeletion:
+    shown = ", ".join(sample) + (", ..." if matched > len(sample) else "")
+    if matched == 0:
+        detail = f"no key matches {pattern!r}: nothing to delete"
+    elif dry_run:
+        detail = f"would delete {matched} key(s) matching {pattern!r} with UNLINK: {shown}"
+    else:
+        detail = f"deleted {deleted} of {matched} key(s) matching {pattern!r} (UNLINK): {shown}"
+    return KeyDeletion(
+        action="flush-keys",
+        object=f"redis keys {pattern}",
+        pattern=pattern,
+        matched=matched,
+        sample=sample,
+        dry_run=dry_run,
+        deleted=deleted,
+        detail=prefix + detail,
+        changed=matched > 0,
+    )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    return str(value)
 
 
 def hit_ratio_from_info(info: Mapping[str, Any]) -> float | None:
