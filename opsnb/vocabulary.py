@@ -23,6 +23,7 @@ RECOMMENDATIONS: tuple[str, ...] = (
     "scale-up",
     "increase-memory-limit",
     "terminate-long-queries",
+    "optimize-query",  # EXPLAIN the slow statement; add the index or cache the result
     "enable-circuit-breaker",
     "failover",
     "escalate",

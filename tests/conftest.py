@@ -8,6 +8,8 @@ to skip.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,9 @@ from opsnb.lab import processes
 def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep caches and config out of the user's home: matplotlib's font cache, Jupyter's
     runtime files and opsnb's config all go to session temp folders."""
-    base = tmp_path_factory.mktemp("env")
+    # Outside pytest's basetemp: pytest deletes old basetemps when other sessions start, and
+    # a kernel whose runtime folder vanishes dies at start-up.
+    base = Path(tempfile.mkdtemp(prefix="opsnb-test-env-"))
     with pytest.MonkeyPatch.context() as mp:
         for var, sub in (
             ("MPLCONFIGDIR", "mpl"),
@@ -33,11 +37,15 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             mp.setenv(var, str(path))
         mp.delenv("OPSNB_CONFIG", raising=False)
         yield
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def lab_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("lab")
+def lab_workdir() -> Iterator[Path]:
+    """Where the session's services keep their data (outside pytest's rotating basetemp)."""
+    path = Path(tempfile.mkdtemp(prefix="opsnb-test-services-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _start(what: str, start, *args, **kwargs):
@@ -81,7 +89,7 @@ def prometheus_server(lab_workdir: Path) -> Iterator[processes.Prometheus]:
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory, _isolated_env: None) -> Iterator[Any]:
+def lab(lab_workdir: Path, _isolated_env: None) -> Iterator[Any]:
     """The whole lab, once per session, with its target ``lab`` written to OPSNB_HOME.
 
     Tests that inject a fault clear it before they finish, so the next test starts healthy.
@@ -90,7 +98,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, _isolated_env: None) -> Iterat
 
     from opsnb.lab.orchestrator import Lab
 
-    the_lab = Lab(tmp_path_factory.mktemp("whole-lab"), rps=30)
+    the_lab = Lab(lab_workdir / "whole-lab", rps=30)
     try:
         the_lab.start()
     except Exception as exc:

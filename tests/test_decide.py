@@ -37,7 +37,7 @@ T = pd.Timestamp("2025-03-04T09:42:00Z")
         (Facts(error_rate=0.05, pool_waiting=8, pool_waiting_now=8, idle_in_transaction=5,
                traffic_ratio=1.0), "db-connection-pool-exhausted", "terminate-long-queries"),
         (Facts(error_rate=0.0, latency_p99=0.9, long_queries=3),
-         "slow-database-queries", "terminate-long-queries"),
+         "slow-database-queries", "optimize-query"),
         # Pods of a new revision crash before any SLI moves.
         (Facts(error_rate=0.0, latency_p99=0.1, crash_looping=["a-1"], rollout_revision=5,
                rollout_at=T), "recent-deployment", "rollback"),

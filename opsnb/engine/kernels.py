@@ -13,7 +13,11 @@ runs.
 from __future__ import annotations
 
 import os
+import queue
+import shutil
+import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,9 +39,10 @@ class WarmKernel:
         self.km = AsyncKernelManager(kernel_name="python3")
         # Kernels talk over IPC sockets: no TCP port to race for when many start at once.
         self.km.transport = "ipc"
-        runtime = Path(os.environ.get("JUPYTER_RUNTIME_DIR") or "/tmp")
-        runtime.mkdir(parents=True, exist_ok=True)
-        self.km.ip = str(runtime / f"opsnb-kernel-{os.getpid()}-{id(self)}")
+        # A private folder per kernel for its sockets, short enough for a socket path and
+        # removed with the kernel.
+        self._sockets = Path(tempfile.mkdtemp(prefix="opsnb-kernel-"))
+        self.km.ip = str(self._sockets / "k")
         run_sync(self.km.start_kernel)(env={**os.environ, **(env or {})})
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._warm, args=(preload,), daemon=True)
@@ -53,18 +58,40 @@ class WarmKernel:
     def _warm(self, preload: str) -> None:
         client = self._client()
         try:
-            client.start_channels()
-            client.wait_for_ready(timeout=60)
+            # No heartbeat: on a loaded machine a starting kernel misses heartbeats and a
+            # heartbeat-based wait declares it dead. Ask for kernel_info until it answers,
+            # and ask the manager whether the process is still there.
+            client.start_channels(hb=False)
+            deadline = time.monotonic() + 60
+            while True:
+                msg_id = client.kernel_info()
+                if self._reply_to(client, msg_id, timeout=1.0):
+                    break
+                if not self._run_sync(self.km.is_alive)():
+                    raise RuntimeError("the kernel process exited while starting")
+                if time.monotonic() > deadline:
+                    raise TimeoutError("kernel did not answer within 60 s")
             if preload:
                 msg_id = client.execute(preload, silent=True, store_history=False)
-                while True:
-                    reply = client.get_shell_msg(timeout=60)
-                    if reply["parent_header"].get("msg_id") == msg_id:
-                        break
+                if not self._reply_to(client, msg_id, timeout=60.0):
+                    raise TimeoutError("preloading modules took over 60 s")
         except BaseException as exc:  # reported by wait(); the run then fails with it
             self._error = exc
         finally:
             client.stop_channels()
+
+    @staticmethod
+    def _reply_to(client: Any, msg_id: str, *, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the shell reply to ``msg_id``; False on timeout."""
+        end = time.monotonic() + timeout
+        while (left := end - time.monotonic()) > 0:
+            try:
+                reply = client.get_shell_msg(timeout=left)
+            except queue.Empty:
+                return False
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return True
+        return False
 
     def wait(self, timeout: float = 90.0) -> Any:
         """Block until warm; return the KernelManager to hand to papermill as ``km=``."""
@@ -88,3 +115,4 @@ class WarmKernel:
         if self.km.has_kernel:
             self._run_sync(self.km.shutdown_kernel)(now=True)
         self._run_sync(self.km.cleanup_resources)()
+        shutil.rmtree(self._sockets, ignore_errors=True)

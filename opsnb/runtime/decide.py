@@ -41,6 +41,8 @@ class Facts:
     pool_waiting_now: float | None = None
     idle_in_transaction: int | None = None
     long_queries: int | None = None  # queries or transactions past the threshold
+    slow_query: str | None = None  # the slowest statement seen active
+    memory_limit: str | None = None
     cache_hit_ratio: float | None = None
     error_types: dict[str, int] = field(default_factory=dict)
     db_connections_ratio: float | None = None  # used / max_connections
@@ -94,6 +96,11 @@ def decide(facts: Facts) -> list[Finding]:
                     f"{_pct(facts.error_threshold)}",
                     f"p99 latency {_secs(facts.latency_p99)} within the SLO "
                     f"{_secs(facts.latency_slo)}",
+                    *(
+                        [f"throughput {facts.traffic_ratio:.1f}x the baseline, absorbed so far"]
+                        if facts.traffic_ratio is not None and facts.traffic_ratio >= SPIKE_RATIO
+                        else []
+                    ),
                 ],
                 "none",
             )
@@ -129,7 +136,9 @@ def decide(facts: Facts) -> list[Finding]:
         )
     spike = facts.traffic_ratio is not None and facts.traffic_ratio >= SPIKE_RATIO
     holders = (facts.long_queries or 0) + (facts.idle_in_transaction or 0)
-    if (facts.pool_waiting or 0) > 0 or (facts.db_connections_ratio or 0) >= 0.95:
+    # What waits now decides; the window's peak may belong to an earlier, finished episode.
+    waiting = facts.pool_waiting_now if facts.pool_waiting_now is not None else facts.pool_waiting
+    if (waiting or 0) > 0 or (facts.db_connections_ratio or 0) >= 0.95:
         evidence = []
         if facts.pool_waiting:
             evidence.append(f"up to {facts.pool_waiting:.0f} requests waiting for a connection")
@@ -153,9 +162,10 @@ def decide(facts: Facts) -> list[Finding]:
                 [
                     f"p99 latency {_secs(facts.latency_p99)} over the SLO "
                     f"{_secs(facts.latency_slo)}",
-                    f"{facts.long_queries} queries running long in the database",
+                    f"{facts.long_queries} slow statements active in the database",
+                    *([f"slowest: {facts.slow_query[:160]}"] if facts.slow_query else []),
                 ],
-                "terminate-long-queries",
+                "optimize-query",
             )
         )
     if facts.dependencies_down:
