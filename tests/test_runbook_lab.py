@@ -5,76 +5,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import labtools
 import pytest
 import yaml
+from labtools import below, checks, error_rate, kube_requests, mutating, wait_until
 
 from opsnb.lab.kubeapi import KubeAPIServer
 from opsnb.lab.processes import free_port
-from opsnb.promql import render
-
-BIN = Path(sys.executable).parent
-ERRORS = render("error_rate", service="my-service", window="20s")
 
 
-def run(*args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, dict[str, Any]]:
-    done = subprocess.run(
-        [str(BIN / "opsnb"), "run", "high-error-rate", *args], capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
-    assert done.returncode in (0, 1), done.stderr
-    run_dir = Path(done.stdout.strip().splitlines()[-1])
-    return done, json.loads((run_dir / "result.json").read_text())
-
-
-def error_rate(lab) -> float | None:
-    result = lab.prometheus.query(ERRORS)
-    return float(result[0]["value"][1]) if result else None
-
-
-def below(value: float | None, limit: float) -> bool:
-    return value is not None and value < limit
-
-
-def wait_until(what: str, probe, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what} (last: {value!r})")
-
-
-def kube_requests(lab) -> list[dict[str, Any]]:
-    return httpx.get(f"{lab.kube.url}/_test/requests", timeout=5).json()
-
-
-def mutating(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in requests if r["method"] != "GET" and not r["dry_run"]]
-
-
-def checks(result: dict[str, Any]) -> dict[str, str]:
-    return {c["name"]: c["status"] for c in result["checks"]}
-
-
-def test_healthy_lab_gives_healthy(lab, tmp_path):
-    lab.clear()
-    wait_until("a low, measured error rate", lambda: below(error_rate(lab), 0.01))
-    done, result = run("--target", "lab", "--out", str(tmp_path))
-    assert done.returncode == 0, result["error"]
-    assert [f["cause"] for f in result["findings"]] == ["healthy"]
-    assert result["findings"][0]["recommendation"] == "none"
-    statuses = checks(result)
-    assert statuses["Error rate against the alert threshold"] == "ok"
-    assert statuses["PostgreSQL connections"] == "ok"
-    assert "unavailable" not in statuses.values(), result["checks"]
+def run(*args: str) -> tuple[subprocess.CompletedProcess, dict[str, Any]]:
+    return labtools.run("high-error-rate", *args)
 
 
 def test_bad_deploy_is_found_and_nothing_changes_without_apply(lab, tmp_path):

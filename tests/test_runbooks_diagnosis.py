@@ -60,6 +60,9 @@ def test_a_healthy_lab_is_healthy_in_every_diagnosis_runbook(lab, tmp_path):
         assert done.returncode == 0, (runbook, result["errors"])
         assert [f["cause"] for f in result["findings"]] == ["healthy"], (runbook, result["checks"])
         assert result["actions"] == []
+        statuses = checks(result)
+        assert "unavailable" not in statuses.values(), (runbook, result["checks"])
+        assert statuses.get("Error rate against the alert threshold") == "ok"
 
 
 def test_slow_queries_are_named_by_high_latency(lab, tmp_path):
