@@ -922,3 +922,248 @@ def test_snapshot_twins_of_the_data_calls_answer_like_the_live_ones(
         held.close()
         direct.delete(*[f"twin:{i}" for i in range(12)])
         direct.close()
+
+
+# --- Kubernetes operational procedures: images, manifests, resources, rollouts, HPAs ----------
+
+
+def _hpa(low: int = 2, high: int = 6) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "payments-hpa", "namespace": NS},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "payments"},
+                 "minReplicas": low, "maxReplicas": high,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                     "type": "Utilization", "averageUtilization": 70}}}]},
+    }  # fmt: skip
+
+
+def _stored_container(kube: KubeAPIServer, name: str = "payments") -> dict[str, Any]:
+    stored = kube.store.get("Deployment", NS, name)
+    assert stored is not None
+    return dict(stored["spec"]["template"]["spec"]["containers"][0])
+
+
+def test_kubernetes_set_image_previews_then_changes(
+    kube: KubeAPIServer, k8s: KubernetesBackend
+) -> None:
+    kube.reset_requests()
+    preview = k8s.set_image("payments", "payments", "payments:1.2", dry_run=True)
+    assert kube.mutations() == [] and preview.dry_run and preview.changed
+    assert preview.detail == (
+        "would set image of deployment/payments container payments from payments:1.1 to "
+        "payments:1.2 (server-side dry run)"
+    )
+    assert "-    image: payments:1.1\n+    image: payments:1.2\n" in preview.diff
+    assert _stored_container(kube)["image"] == "payments:1.1"
+    change = k8s.set_image("payments", "payments", "payments:1.2", dry_run=False)
+    assert change.detail.startswith("set image of deployment/payments") and not change.dry_run
+    assert _stored_container(kube)["image"] == "payments:1.2"
+    history = k8s.rollout_history("payments")
+    assert history["revision"].tolist() == [1, 2, 3]
+    assert history["change_cause"].iloc[-1] == "opsnb deploy: set image payments=payments:1.2"
+    assert k8s.wait_for_rollout("payments", 5)["image"] == "payments:1.2"
+    kube.reset_requests()
+    same = k8s.set_image("payments", "payments", "payments:1.2", dry_run=False)
+    assert same.changed is False and "already runs payments:1.2" in same.detail
+    assert kube.mutations() == []  # nothing to change: nothing sent
+    with pytest.raises(LookupError, match="no container 'sidecar'"):
+        k8s.set_image("payments", "sidecar", "x:1", dry_run=True)
+    with pytest.raises(ValueError, match="needs an image"):
+        k8s.set_image("payments", "payments", " ", dry_run=True)
+
+
+def test_kubernetes_apply_deployment_like_server_side_apply(
+    kube: KubeAPIServer, k8s: KubernetesBackend
+) -> None:
+    manifest = deployment("payments:1.3", "deploy 1.3", replicas=4)
+    kube.reset_requests()
+    preview = k8s.apply_deployment(manifest, dry_run=True)
+    assert kube.mutations() == []
+    assert preview.detail == (
+        "would apply deployment/payments from the manifest: image payments payments:1.1 -> "
+        "payments:1.3; replicas 3 -> 4; 2 template lines changed (server-side dry run)"
+    )
+    assert (preview.before, preview.after) == (
+        {"images": {"payments": "payments:1.1"}, "replicas": 3},
+        {"images": {"payments": "payments:1.3"}, "replicas": 4},
+    )
+    patches = [r for r in kube.requests if r.method == "PATCH"]
+    assert len(patches) == 1 and "fieldManager=opsnb" in patches[0].query
+    assert "force=true" in patches[0].query.lower()
+    applied = k8s.apply_deployment(manifest, dry_run=False)
+    assert applied.changed and not applied.dry_run
+    dep = k8s.deployment("payments")
+    assert (dep["image"], dep["replicas"], dep["ready"], dep["revision"]) == (
+        "payments:1.3",
+        4,
+        4,
+        3,
+    )
+    created = k8s.apply_deployment({**deployment("orders:1.0", "deploy orders"),
+                                    "metadata": {"name": "orders"}}, dry_run=False)  # fmt: skip
+    assert created.detail.startswith("created deployment/orders from the manifest")
+    assert k8s.deployment("orders")["image"] == "orders:1.0"
+    with pytest.raises(ValueError, match="not a Deployment"):
+        k8s.apply_deployment({"kind": "ConfigMap", "metadata": {"name": "x"}}, dry_run=True)
+    other_ns = {**manifest, "metadata": {"name": "payments", "namespace": "staging"}}
+    with pytest.raises(ValueError, match="namespace 'staging'"):
+        k8s.apply_deployment(other_ns, dry_run=True)
+
+
+def test_kubernetes_set_resources(kube: KubeAPIServer, k8s: KubernetesBackend) -> None:
+    kube.reset_requests()
+    preview = k8s.set_resources("payments", "payments", {"cpu": "500m", "memory": ""},
+                                {"memory": "1Gi"}, dry_run=True)  # fmt: skip
+    assert kube.mutations() == [] and _stored_container(kube)["resources"] == {}
+    assert preview.detail == (
+        "would set resources of deployment/payments container payments: request cpu unset -> "
+        "500m; limit memory unset -> 1Gi (server-side dry run)"
+    )
+    assert "+        cpu: 500m\n" in preview.diff
+    change = k8s.set_resources("payments", "payments", {"cpu": "500m"}, {"memory": "1Gi"},
+                               dry_run=False)  # fmt: skip
+    assert change.after == {"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}}
+    assert _stored_container(kube)["resources"] == change.after
+    assert k8s.deployment("payments")["resources"] == change.after
+    assert k8s.rollout_history("payments")["revision"].max() == 3  # new pods
+    with pytest.raises(ValueError, match="cpu request 2 would be above its limit 1"):
+        k8s.set_resources("payments", "payments", {"cpu": "2"}, {"cpu": "1"}, dry_run=True)
+    with pytest.raises(ValueError, match="not a Kubernetes quantity"):
+        k8s.set_resources("payments", "payments", {"memory": "lots"}, {}, dry_run=True)
+    with pytest.raises(ValueError, match="at least one request or limit"):
+        k8s.set_resources("payments", "payments", {}, {"cpu": ""}, dry_run=True)
+    assert kube_objects.parse_quantity("1.5Gi") == 1.5 * 2**30
+    assert kube_objects.parse_quantity("250m") == 0.25
+
+
+def test_kubernetes_wait_for_rollout(kube: KubeAPIServer, k8s: KubernetesBackend) -> None:
+    done = k8s.wait_for_rollout("payments", 5)
+    pods = k8s.pods("app=payments")
+    assert (done["state"], done["done"], done["revision"], done["polls"]) == (
+        "complete", True, 2, 1,
+    )  # fmt: skip
+    assert done["message"] == 'deployment "payments" successfully rolled out'
+    assert set(pods["revision_hash"]) == {done["revision_hash"]}
+    assert done["replicaset"].endswith(done["revision_hash"]) and done["image"] == "payments:1.1"
+    kube.store.set_pod_state(NS, current_pods(kube)[0], ready=False)
+    began = time.monotonic()
+    stuck = k8s.wait_for_rollout("payments", 1.0, interval=0.2)
+    assert time.monotonic() - began >= 1.0
+    assert (stuck["state"], stuck["done"], stuck["available"]) == ("timeout", False, 2)
+    assert stuck["message"].endswith("2 of 3 updated replicas are available...")
+    assert stuck["polls"] >= 3
+    once = k8s.wait_for_rollout("payments", 0)
+    assert (once["state"], once["polls"]) == ("timeout", 1)
+
+
+def test_kubernetes_hpa_pin_and_release(
+    kube: KubeAPIServer, k8s: KubernetesBackend, tmp_path: Path
+) -> None:
+    import subprocess
+
+    with pytest.raises(kube_objects.ObjectNotFound):
+        k8s.hpa("payments-hpa")
+    kube.store.apply(_hpa())
+    hpa = k8s.hpa("payments-hpa")
+    assert {k: hpa[k] for k in ("target", "min_replicas", "max_replicas", "current_replicas",
+                                "desired_replicas", "metrics", "pinned_from")} == {
+        "target": "deployment/payments", "min_replicas": 2, "max_replicas": 6,
+        "current_replicas": 3, "desired_replicas": 3,
+        "metrics": ["cpu 70% (average utilization)"], "pinned_from": None,
+    }  # fmt: skip
+    note = {kube_objects.PINNED_FROM: json.dumps({"maxReplicas": 6, "minReplicas": 2})}
+    kube.reset_requests()
+    preview = k8s.patch_hpa("payments-hpa", 5, 5, dry_run=True, annotations=note)
+    assert kube.mutations() == [] and k8s.hpa("payments-hpa")["min_replicas"] == 2
+    assert preview.detail == (
+        "would set hpa/payments-hpa from min 2, max 6 to min 5, max 5 (server-side dry run)"
+    )
+    pinned = k8s.patch_hpa("payments-hpa", 5, 5, dry_run=False, annotations=note)
+    assert pinned.after == {"min_replicas": 5, "max_replicas": 5,
+                            "pinned_from": {"maxReplicas": 6, "minReplicas": 2}}  # fmt: skip
+    # the HPA holds the deployment within its bounds, as the controller would
+    assert k8s.deployment("payments")["replicas"] == 5 and len(current_pods(kube)) == 5
+    assert k8s.events(reason="SuccessfulRescale")["object"].tolist() == [
+        "horizontalpodautoscaler/payments-hpa"
+    ]
+    table = subprocess.run(
+        ["kubectl", "--kubeconfig", str(tmp_path / "kubeconfig"), "get", "hpa"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    assert table.split("\n")[0].split() == [
+        "NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE",
+    ]  # fmt: skip
+    assert table.split("\n")[1].split()[:7] == [
+        "payments-hpa", "Deployment/payments", "cpu:", "<unknown>/70%", "5", "5", "5",
+    ]  # fmt: skip
+    released = k8s.patch_hpa("payments-hpa", 2, 6, dry_run=False,
+                             annotations={kube_objects.PINNED_FROM: None})  # fmt: skip
+    assert released.after == {"min_replicas": 2, "max_replicas": 6, "pinned_from": None}
+    stored = kube.store.get("HorizontalPodAutoscaler", NS, "payments-hpa")
+    assert stored is not None and kube_objects.PINNED_FROM not in stored["metadata"].get(
+        "annotations", {})  # fmt: skip
+    assert k8s.deployment("payments")["replicas"] == 5  # within [2, 6]: left alone
+    with pytest.raises(ValueError, match="maxReplicas \\(3\\) must be at least minReplicas"):
+        k8s.patch_hpa("payments-hpa", 5, 3, dry_run=True)
+    with pytest.raises(ValueError, match="minReplicas must be 1 or more"):
+        k8s.patch_hpa("payments-hpa", 0, 3, dry_run=True)
+
+
+def test_kubernetes_snapshot_twin_previews_the_same_changes(
+    kube: KubeAPIServer, k8s: KubernetesBackend, tmp_path: Path
+) -> None:
+    import inspect
+
+    from opsnb.backends.snapshot import READ_ONLY
+    from opsnb.config import DEMO_SNAPSHOTS
+
+    kube.store.apply(_hpa())
+    snap = tmp_path / "snap"
+    (snap / "kubernetes").mkdir(parents=True)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    (snap / "snapshot.json").write_text(json.dumps({
+        "format": "opsnb-snapshot/1", "service": "payments", "namespace": NS,
+        "selector": "app=payments", "now": now}))  # fmt: skip
+    for kind, file in (("Deployment", "deployments.json"), ("ReplicaSet", "replicasets.json"),
+                       ("HorizontalPodAutoscaler", "horizontalpodautoscalers.json")):  # fmt: skip
+        items = kube.store.list(kind, NS)
+        (snap / "kubernetes" / file).write_text(json.dumps({"items": items}))
+    recorded = SnapshotKubernetes(Snapshot(snap))
+    for method in ("set_image", "apply_deployment", "set_resources", "wait_for_rollout", "hpa",
+                   "patch_hpa"):  # fmt: skip
+        assert inspect.signature(getattr(recorded, method)) == inspect.signature(
+            getattr(k8s, method)
+        ), method
+    kube.reset_requests()
+    pairs = [
+        (k8s.set_image("payments", "payments", "payments:1.2", dry_run=True),
+         recorded.set_image("payments", "payments", "payments:1.2", dry_run=False)),
+        (k8s.apply_deployment(deployment("payments:1.3", "deploy 1.3", 4), dry_run=True),
+         recorded.apply_deployment(deployment("payments:1.3", "deploy 1.3", 4), dry_run=False)),
+        (k8s.set_resources("payments", "payments", {"cpu": "1"}, {"cpu": "2"}, dry_run=True),
+         recorded.set_resources("payments", "payments", {"cpu": "1"}, {"cpu": "2"},
+                                dry_run=False)),
+        (k8s.patch_hpa("payments-hpa", 4, 4, dry_run=True),
+         recorded.patch_hpa("payments-hpa", 4, 4, dry_run=False)),
+    ]  # fmt: skip
+    assert kube.mutations() == []
+    for live, snapshot in pairs:
+        assert (snapshot.action, snapshot.object) == (live.action, live.object)
+        assert (snapshot.before, snapshot.after) == (live.before, live.after), live.action
+        assert snapshot.dry_run and snapshot.detail.startswith(f"{READ_ONLY}: would ")
+        assert snapshot.detail.removeprefix(f"{READ_ONLY}: ") == live.detail.removesuffix(
+            " (server-side dry run)"
+        )
+    assert pairs[0][1].diff == pairs[0][0].diff and pairs[2][1].diff == pairs[2][0].diff
+    assert recorded.hpa("payments-hpa") == k8s.hpa("payments-hpa")
+    live_status, recorded_status = k8s.wait_for_rollout("payments", 0), recorded.wait_for_rollout(
+        "payments", 0)  # fmt: skip
+    for key in ("waited_seconds", "polls"):
+        live_status.pop(key), recorded_status.pop(key)
+    assert recorded_status == live_status
+    # the demo records no HPA: that is unknown, not absent
+    demo = SnapshotKubernetes(Snapshot.open_for_service(DEMO_SNAPSHOTS, "payments"))
+    with pytest.raises(BackendUnavailable, match="horizontalpodautoscalers.json is not recorded"):
+        demo.hpa("payments-hpa")

@@ -14,6 +14,7 @@ built, never at module import.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,14 +28,28 @@ from .kube_objects import (
     LogsNotFound,
     ObjectNotFound,
     container_env,
+    container_resources,
     default_container,
+    deployment_manifest,
     deployment_summary,
+    describe_apply,
+    describe_hpa,
+    describe_image,
+    describe_resources,
     events_frame,
+    find_container,
+    hpa_patch,
+    hpa_summary,
+    image_patch,
+    merge_resources,
     pods_frame,
+    resources_patch,
     rollback_change,
     rollback_plan,
     rollout_history_frame,
+    rollout_result,
     since_time,
+    template_diff,
 )
 
 __all__ = [
@@ -69,6 +84,7 @@ class KubernetesBackend:
         self.timeout = float(timeout)
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
+        self.autoscaling = client.AutoscalingV2Api(api_client)
 
     def __repr__(self) -> str:
         return f"KubernetesBackend(server={self.server!r}, namespace={self.namespace!r})"
@@ -192,8 +208,52 @@ class KubernetesBackend:
 
     def deployment(self, name: str) -> dict[str, Any]:
         """dict(name, replicas, ready, available, updated, revision, image, images,
-        generation, observed_generation, conditions); see ``kube_objects.deployment_summary``."""
+        generation, observed_generation, resources, conditions); see
+        ``kube_objects.deployment_summary``."""
         return deployment_summary(self._deployment(name))
+
+    def wait_for_rollout(
+        self, name: str, timeout: float = 90.0, *, interval: float = 1.0
+    ) -> dict[str, Any]:
+        """Poll the deployment until its rollout is complete, has failed (progress deadline
+        exceeded) or ``timeout`` seconds have passed, like ``kubectl rollout status
+        --timeout``; ``timeout=0`` reads the status once. Returns
+        ``kube_objects.rollout_result``: state ("complete", "failed", "timeout"), done,
+        message, revision, replicas, updated, ready, available, total, replicaset,
+        revision_hash (of the new revision's pods), image, waited_seconds, polls."""
+        began = time.monotonic()
+        polls = 0
+        while True:
+            deployment = self._deployment(name)
+            polls += 1
+            status = rollout_result(deployment, None, timed_out=False, waited=0, polls=polls)
+            left = float(timeout) - (time.monotonic() - began)
+            if status["state"] != "progressing" or left <= 0:
+                break
+            time.sleep(max(0.05, min(float(interval), left)))
+        return rollout_result(
+            deployment,
+            self._replicasets(deployment),
+            timed_out=status["state"] == "progressing",
+            waited=time.monotonic() - began,
+            polls=polls,
+        )
+
+    def _hpa(self, name: str) -> dict[str, Any]:
+        return dict(
+            self._call(
+                f"hpa/{name}",
+                self.autoscaling.read_namespaced_horizontal_pod_autoscaler,
+                name,
+                self.namespace,
+            )
+        )
+
+    def hpa(self, name: str) -> dict[str, Any]:
+        """A HorizontalPodAutoscaler (autoscaling/v2) as ``kube_objects.hpa_summary``:
+        name, target, min_replicas, max_replicas, current_replicas, desired_replicas,
+        metrics, pinned_from, last_scale_time, conditions. Raises ObjectNotFound."""
+        return hpa_summary(self._hpa(name))
 
     def rollout_history(self, name: str) -> pd.DataFrame:
         """DataFrame[revision (int), replicaset, image, change_cause, created, replicas (int)]
@@ -367,6 +427,143 @@ class KubernetesBackend:
             after={"restartedAt": stamp},
             dry_run=dry_run,
             detail=f"{verb} deployment/{name} (restartedAt={stamp}){self._suffix(dry_run)}",
+        )
+
+    def set_image(self, name: str, container: str, image: str, *, dry_run: bool = True) -> Change:
+        """Set one container's image (``kubectl set image deployment/x container=image``),
+        recording the change cause on the deployment. An unchanged image sends nothing."""
+        if not str(image).strip():
+            raise ValueError("set_image needs an image")
+        image = str(image).strip()
+        deployment = self._deployment(name)
+        old = str(find_container(deployment, container).get("image", ""))
+        template = (deployment.get("spec") or {}).get("template") or {}
+        if old == image:
+            return Change("set-image", f"deployment/{name}", {"image": old}, {"image": image},
+                          dry_run, describe_image(name, container, old, image, dry_run),
+                          changed=False)  # fmt: skip
+        cause = f"opsnb deploy: set image {container}={image}"
+        result = self._patch_deployment(name, image_patch(container, image, cause), dry_run)
+        new = str(find_container(result, container).get("image", ""))
+        after = (result.get("spec") or {}).get("template") or {}
+        return Change(
+            action="set-image",
+            object=f"deployment/{name}",
+            before={"image": old},
+            after={"image": new},
+            dry_run=dry_run,
+            detail=describe_image(name, container, old, new, dry_run) + self._suffix(dry_run),
+            changed=old != new,
+            diff=template_diff(template, after, name),
+        )
+
+    def apply_deployment(self, manifest: dict[str, Any], *, dry_run: bool = True) -> Change:
+        """Apply a Deployment manifest like ``kubectl apply --server-side --force-conflicts``
+        (field manager ``opsnb``); create it when it does not exist. The manifest's namespace,
+        when it names one, must be the backend's."""
+        body = deployment_manifest(manifest, self.namespace)
+        name = str(body["metadata"]["name"])
+        try:
+            current: dict[str, Any] | None = self._deployment(name)
+        except ObjectNotFound:
+            current = None
+        kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        if current is None:
+            result = self._call(
+                f"create deployment/{name}", self.apps.create_namespaced_deployment,
+                self.namespace, body, **kwargs,
+            )  # fmt: skip
+        else:
+            result = self._call(
+                f"apply deployment/{name}", self.apps.patch_namespaced_deployment,
+                name, self.namespace, body, field_manager="opsnb", force=True,
+                _content_type="application/apply-patch+yaml", **kwargs,
+            )  # fmt: skip
+        result = dict(result)
+        before_template = ((current or {}).get("spec") or {}).get("template") or {}
+        after_template = (result.get("spec") or {}).get("template") or {}
+        diff = template_diff(before_template, after_template, name)
+        summary = deployment_summary(result)
+        return Change(
+            action="apply",
+            object=f"deployment/{name}",
+            before={"images": deployment_summary(current)["images"] if current else {},
+                    "replicas": deployment_summary(current)["replicas"] if current else None},
+            after={"images": summary["images"], "replicas": summary["replicas"]},
+            dry_run=dry_run,
+            detail=describe_apply(name, current, result, dry_run, diff) + self._suffix(dry_run),
+            changed=current is None or bool(diff)
+            or deployment_summary(current)["replicas"] != summary["replicas"],
+            diff=diff,
+        )  # fmt: skip
+
+    def set_resources(
+        self,
+        name: str,
+        container: str,
+        requests: dict[str, Any] | None = None,
+        limits: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = True,
+    ) -> Change:
+        """Set a container's resource requests and limits (the template's vertical scaling
+        ``kubectl patch``; the pods are replaced). Empty values are left as they are; a
+        request above its limit or a malformed quantity is a ValueError."""
+        deployment = self._deployment(name)
+        current = container_resources(deployment, container)
+        merged = merge_resources(current, requests, limits, container)
+        template = (deployment.get("spec") or {}).get("template") or {}
+        wanted = {part: {k: v for k, v in merged[part].items() if current[part].get(k) != v}
+                  for part in ("requests", "limits")}  # fmt: skip
+        if not wanted["requests"] and not wanted["limits"]:
+            return Change("set-resources", f"deployment/{name}", current, current, dry_run,
+                          describe_resources(name, container, current, current, dry_run),
+                          changed=False)  # fmt: skip
+        patch = resources_patch(container, wanted["requests"], wanted["limits"])
+        result = self._patch_deployment(name, patch, dry_run)
+        after = container_resources(result, container)
+        return Change(
+            action="set-resources",
+            object=f"deployment/{name}",
+            before=current,
+            after=after,
+            dry_run=dry_run,
+            detail=describe_resources(name, container, current, after, dry_run)
+            + self._suffix(dry_run),
+            changed=current != after,
+            diff=template_diff(template, (result.get("spec") or {}).get("template") or {}, name),
+        )
+
+    def patch_hpa(
+        self,
+        name: str,
+        min_replicas: int,
+        max_replicas: int,
+        *,
+        dry_run: bool = True,
+        annotations: dict[str, Any] | None = None,
+    ) -> Change:
+        """Set an HPA's minReplicas and maxReplicas (``kubectl patch hpa``); ``annotations``
+        are set too (a None value removes one)."""
+        patch = hpa_patch(min_replicas, max_replicas, annotations)
+        before = hpa_summary(self._hpa(name))
+        kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        result = self._call(
+            f"patch hpa/{name}",
+            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler,
+            name, self.namespace, patch,
+            _content_type="application/merge-patch+json", **kwargs,
+        )  # fmt: skip
+        after = hpa_summary(dict(result))
+        keys = ("min_replicas", "max_replicas", "pinned_from")
+        return Change(
+            action="patch-hpa",
+            object=f"hpa/{name}",
+            before={k: before[k] for k in keys},
+            after={k: after[k] for k in keys},
+            dry_run=dry_run,
+            detail=describe_hpa(name, before, after, dry_run) + self._suffix(dry_run),
+            changed=any(before[k] != after[k] for k in keys),
         )
 
     def set_env(

@@ -33,14 +33,29 @@ from .kube_objects import (
     LogsNotFound,
     ObjectNotFound,
     container_env,
+    container_resources,
     default_container,
+    deployment_manifest,
     deployment_summary,
+    describe_apply,
+    describe_hpa,
+    describe_image,
+    describe_resources,
     events_frame,
+    find_container,
+    hpa_patch,
+    hpa_summary,
+    merge_resources,
     pods_frame,
     rollback_change,
     rollback_plan,
     rollout_history_frame,
+    rollout_result,
+    set_image_template,
+    set_resources_template,
     since_time,
+    strategic_merge,
+    template_diff,
     timestamp,
     utc,
 )
@@ -365,6 +380,28 @@ class SnapshotKubernetes:
         """Same columns as ``KubernetesBackend.rollout_history``."""
         return rollout_history_frame(self._deployment(name), self._list("replicasets.json"))
 
+    def wait_for_rollout(
+        self, name: str, timeout: float = 90.0, *, interval: float = 1.0
+    ) -> dict[str, Any]:
+        """The recorded rollout status, read once (a snapshot does not move on): same keys as
+        ``KubernetesBackend.wait_for_rollout``; a rollout recorded mid-way stays
+        "progressing"."""
+        deployment = self._deployment(name)
+        return rollout_result(
+            deployment, self._list("replicasets.json"), timed_out=False, waited=0.0, polls=1
+        )
+
+    def _hpa(self, name: str) -> dict[str, Any]:
+        for item in self._list("horizontalpodautoscalers.json").get("items") or []:
+            if (item.get("metadata") or {}).get("name") == name:
+                return dict(item)
+        raise ObjectNotFound(f"hpa/{name}: not found in the snapshot of {self.namespace!r}")
+
+    def hpa(self, name: str) -> dict[str, Any]:
+        """Same keys as ``KubernetesBackend.hpa``, from
+        kubernetes/horizontalpodautoscalers.json (an autoscaling/v2 list)."""
+        return hpa_summary(self._hpa(name))
+
     def events(
         self,
         since: datetime | pd.Timestamp | timedelta | None = None,
@@ -476,6 +513,7 @@ class SnapshotKubernetes:
             dry_run=True,
             detail=f"{READ_ONLY}: {change.detail}",
             changed=change.changed,
+            diff=change.diff,
         )
 
     def scale(self, name: str | None, replicas: int, *, dry_run: bool = True) -> Change:
@@ -500,6 +538,93 @@ class SnapshotKubernetes:
             f"would restart deployment/{name} (restartedAt={stamp})",
         )  # fmt: skip
 
+    def set_image(self, name: str, container: str, image: str, *, dry_run: bool = True) -> Change:
+        """What ``KubernetesBackend.set_image`` would do, with the template diff."""
+        if not str(image).strip():
+            raise ValueError("set_image needs an image")
+        image = str(image).strip()
+        deployment = self._deployment(name)
+        name = deployment["metadata"]["name"]
+        old = str(find_container(deployment, container).get("image", ""))
+        after = set_image_template(deployment, container, image)
+        change = self._preview(
+            "set-image", name, {"image": old}, {"image": image},
+            describe_image(name, container, old, image, True),
+        )  # fmt: skip
+        return _with_diff(change, template_diff(_template(deployment), after, name))
+
+    def apply_deployment(self, manifest: dict[str, Any], *, dry_run: bool = True) -> Change:
+        """What ``KubernetesBackend.apply_deployment`` would do: the manifest merged into the
+        recorded deployment (a strategic merge, as the server would)."""
+        body = deployment_manifest(manifest, self.namespace)
+        name = str(body["metadata"]["name"])
+        try:
+            current: dict[str, Any] | None = self._deployment(name)
+        except ObjectNotFound:
+            current = None
+        result = strategic_merge(current or {}, body)
+        diff = template_diff(_template(current or {}), _template(result), name)
+        before = deployment_summary(current) if current else None
+        after = deployment_summary(result)
+        change = Change(
+            action="apply",
+            object=f"deployment/{name}",
+            before={"images": before["images"] if before else {},
+                    "replicas": before["replicas"] if before else None},
+            after={"images": after["images"], "replicas": after["replicas"]},
+            dry_run=True,
+            detail=f"{READ_ONLY}: {describe_apply(name, current, result, True, diff)}",
+            changed=current is None or bool(diff)
+            or (before is not None and before["replicas"] != after["replicas"]),
+        )  # fmt: skip
+        return _with_diff(change, diff)
+
+    def set_resources(
+        self,
+        name: str,
+        container: str,
+        requests: dict[str, Any] | None = None,
+        limits: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = True,
+    ) -> Change:
+        """What ``KubernetesBackend.set_resources`` would do, with the template diff."""
+        deployment = self._deployment(name)
+        name = deployment["metadata"]["name"]
+        current = container_resources(deployment, container)
+        merged = merge_resources(current, requests, limits, container)
+        after = set_resources_template(deployment, container, merged)
+        change = self._preview(
+            "set-resources", name, current, merged,
+            describe_resources(name, container, current, merged, True),
+        )  # fmt: skip
+        return _with_diff(change, template_diff(_template(deployment), after, name))
+
+    def patch_hpa(
+        self,
+        name: str,
+        min_replicas: int,
+        max_replicas: int,
+        *,
+        dry_run: bool = True,
+        annotations: dict[str, Any] | None = None,
+    ) -> Change:
+        """What ``KubernetesBackend.patch_hpa`` would do to the recorded HPA."""
+        patch = hpa_patch(min_replicas, max_replicas, annotations)
+        hpa = self._hpa(name)
+        before = hpa_summary(hpa)
+        after = hpa_summary(_merge_patch(hpa, patch))
+        keys = ("min_replicas", "max_replicas", "pinned_from")
+        return Change(
+            action="patch-hpa",
+            object=f"hpa/{name}",
+            before={k: before[k] for k in keys},
+            after={k: after[k] for k in keys},
+            dry_run=True,
+            detail=f"{READ_ONLY}: {describe_hpa(name, before, after, True)}",
+            changed=any(before[k] != after[k] for k in keys),
+        )
+
     def set_env(
         self, name: str | None, container: str, env: dict[str, Any], *, dry_run: bool = True
     ) -> Change:
@@ -515,6 +640,29 @@ class SnapshotKubernetes:
             "set-env", name, {k: current.get(k) for k in wanted}, wanted,
             f"would set {pairs} on deployment/{name} container {container}",
         )  # fmt: skip
+
+
+def _template(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    return dict((deployment.get("spec") or {}).get("template") or {})
+
+
+def _with_diff(change: Change, diff: str) -> Change:
+    from dataclasses import replace
+
+    return replace(change, diff=diff)
+
+
+def _merge_patch(doc: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (None removes a key)."""
+    if not isinstance(patch, Mapping):
+        return patch
+    out = dict(doc) if isinstance(doc, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
 
 
 def _lines_between(lines: list[str], since: pd.Timestamp | None, until: pd.Timestamp) -> list[str]:

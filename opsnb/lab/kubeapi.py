@@ -534,6 +534,27 @@ def _simple_cells(o: Obj, now: datetime) -> list[Any]:
     return [o["metadata"]["name"], *extra, _age(o["metadata"].get("creationTimestamp"), now)]
 
 
+def _hpa_cells(o: Obj, now: datetime) -> list[Any]:
+    spec, status = o.get("spec") or {}, o.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    targets = []
+    for m in spec.get("metrics") or []:
+        target = (m.get("resource") or {}).get("target") or {}
+        if "averageUtilization" in target:
+            targets.append(
+                f"{m['resource'].get('name', '')}: <unknown>/{target['averageUtilization']}%"
+            )
+    return [
+        o["metadata"]["name"],
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        ", ".join(targets) or "<none>",
+        spec.get("minReplicas", 1),
+        spec.get("maxReplicas", 0),
+        status.get("currentReplicas", 0),
+        _age(o["metadata"].get("creationTimestamp"), now),
+    ]
+
+
 _WORKLOAD_TAIL = [("Containers", "string", 1), ("Images", "string", 1), ("Selector", "string", 1)]
 _TABLES: dict[str, tuple[list[tuple[str, str, int]], Callable[[Obj, datetime], list[Any]]]] = {
     "Pod": (
@@ -606,6 +627,18 @@ _TABLES: dict[str, tuple[list[tuple[str, str, int]], Callable[[Obj, datetime], l
     "ConfigMap": (
         [("Name", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
         _simple_cells,
+    ),
+    "HorizontalPodAutoscaler": (
+        [
+            ("Name", "string", 0),
+            ("Reference", "string", 0),
+            ("Targets", "string", 0),
+            ("MinPods", "string", 0),
+            ("MaxPods", "integer", 0),
+            ("Replicas", "integer", 0),
+            ("Age", "string", 0),
+        ],
+        _hpa_cells,
     ),
 }
 _DEFAULT_TABLE: tuple[list[tuple[str, str, int]], Callable[[Obj, datetime], list[Any]]] = (

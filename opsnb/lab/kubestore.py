@@ -107,9 +107,18 @@ KINDS: dict[str, Kind] = {
             short_names=("rs",),
             subresources=("scale", "status"),
         ),
+        Kind(
+            "HorizontalPodAutoscaler",
+            "autoscaling",
+            "v2",
+            "horizontalpodautoscalers",
+            short_names=("hpa",),
+            subresources=("status",),
+        ),
     )
 }
-_STATUS_KINDS = {"Pod", "Deployment", "ReplicaSet", "Service"}  # status only via the controllers
+# status only via the controllers
+_STATUS_KINDS = {"Pod", "Deployment", "ReplicaSet", "Service", "HorizontalPodAutoscaler"}
 _SCALE = Kind("Scale", "autoscaling", "v1", "scales")
 
 
@@ -393,6 +402,8 @@ def _default(obj: Obj) -> None:
             ru = strategy.setdefault("rollingUpdate", {})
             ru.setdefault("maxUnavailable", "25%")
             ru.setdefault("maxSurge", "25%")
+    if kind == "HorizontalPodAutoscaler" and isinstance(spec, dict):
+        spec.setdefault("minReplicas", 1)
     if kind == "Service" and isinstance(spec, dict):
         spec.setdefault("type", "ClusterIP")
         spec.setdefault("sessionAffinity", "None")
@@ -451,8 +462,30 @@ def _validate(k: Kind, obj: Obj, old: Obj | None) -> None:
                 and _canonical(old["spec"].get("selector")) != _canonical(selector)
             ):
                 causes.append(("spec.selector", f"Invalid value: {selector}: field is immutable"))
+    if k.kind == "HorizontalPodAutoscaler":
+        causes.extend(_hpa_causes(spec or {}))
     if causes:
         raise invalid(k, name, causes)
+
+
+def _hpa_causes(spec: Obj) -> list[tuple[str, str]]:
+    """What the API server refuses in an autoscaling/v2 HPA spec."""
+    causes: list[tuple[str, str]] = []
+    ref = spec.get("scaleTargetRef") or {}
+    for field in ("kind", "name"):
+        if not ref.get(field):
+            causes.append((f"spec.scaleTargetRef.{field}", "Required value"))
+    low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
+    if not isinstance(low, int) or low < 1:
+        causes.append(("spec.minReplicas", f"Invalid value: {low}: must be greater than 0"))
+    if not isinstance(high, int) or high < 1:
+        causes.append(("spec.maxReplicas", f"Invalid value: {high}: must be greater than 0"))
+    elif isinstance(low, int) and high < low:
+        causes.append(
+            ("spec.maxReplicas", f"Invalid value: {high}: must be greater than or equal to "
+             "`minReplicas`")
+        )  # fmt: skip
+    return causes
 
 
 class KubeStore:
@@ -973,6 +1006,8 @@ class KubeStore:
         return [o for o in self._items(kind, ns) if _controller_uid(o) == uid]
 
     def _reconcile(self, ns: str) -> None:
+        for hpa in self._items("HorizontalPodAutoscaler", ns):
+            self._sync_hpa(hpa)
         for d in self._items("Deployment", ns):
             self._sync_deployment(d)
         for rs in self._items("ReplicaSet", ns):
@@ -981,6 +1016,89 @@ class KubeStore:
             self._replicaset_status(rs)
         for d in self._items("Deployment", ns):
             self._deployment_status(d)
+        for hpa in self._items("HorizontalPodAutoscaler", ns):
+            self._hpa_status(hpa)
+
+    def _hpa_target(self, hpa: Obj) -> Obj | None:
+        ref = hpa["spec"].get("scaleTargetRef") or {}
+        if ref.get("kind") != "Deployment":
+            return None
+        key = (str(hpa["metadata"]["namespace"]), str(ref.get("name", "")))
+        return self._objects["Deployment"].get(key)
+
+    def _sync_hpa(self, hpa: Obj) -> None:
+        """What the HPA controller settles to, with no metrics to act on: the target's
+        replicas kept within [minReplicas, maxReplicas]."""
+        d = self._hpa_target(hpa)
+        if d is None:
+            return
+        low, high = hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
+        replicas = d["spec"]["replicas"]
+        wanted = min(max(replicas, low), high)
+        if wanted == replicas:
+            return
+        d = copy.deepcopy(d)
+        d["spec"]["replicas"] = wanted
+        d["metadata"]["generation"] += 1
+        self._write(d)
+        hpa = copy.deepcopy(hpa)
+        hpa.setdefault("status", {})["lastScaleTime"] = ts(self.clock())
+        self._write(hpa)
+        bound = "below minReplicas" if replicas < low else "above maxReplicas"
+        self._event(
+            hpa["metadata"]["namespace"],
+            hpa,
+            "SuccessfulRescale",
+            f"New size: {wanted}; reason: the desired replica count is {bound}",
+            "Normal",
+            "horizontal-pod-autoscaler",
+        )
+
+    def _hpa_status(self, hpa: Obj) -> None:
+        hpa = copy.deepcopy(hpa)
+        d = self._hpa_target(hpa)
+        status = hpa.get("status") or {}
+        low, high = hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
+        result: Obj = {}
+        if status.get("lastScaleTime"):
+            result["lastScaleTime"] = status["lastScaleTime"]
+        if d is None:
+            ref = hpa["spec"].get("scaleTargetRef") or {}
+            result.update(currentReplicas=0, desiredReplicas=0)
+            conditions = [
+                (
+                    "AbleToScale",
+                    "False",
+                    "FailedGetScale",
+                    f"the HPA controller was unable to get the target's current scale: "
+                    f'{str(ref.get("kind", "")).lower()}s "{ref.get("name")}" not found',
+                )
+            ]
+        else:
+            current = int((d.get("status") or {}).get("replicas") or 0)
+            desired = d["spec"]["replicas"]
+            limited = desired in (low, high) and low != high
+            result.update(currentReplicas=current, desiredReplicas=desired)
+            conditions = [
+                ("AbleToScale", "True", "ReadyForNewScale",
+                 "recommended size matches current size"),
+                ("ScalingActive", "False", "FailedGetResourceMetric",
+                 "the HPA was unable to compute the replica count: no metrics in the lab"),
+                ("ScalingLimited", "True" if limited or low == high else "False",
+                 "TooFewReplicas" if desired == low else (
+                     "TooManyReplicas" if desired == high else "DesiredWithinRange"),
+                 f"the desired replica count is within [{low}, {high}]"),
+            ]  # fmt: skip
+        old = {c["type"]: c for c in status.get("conditions") or []}
+        now = ts(self.clock())
+        result["conditions"] = [
+            {"type": t, "status": st, "reason": reason, "message": message,
+             "lastTransitionTime": old[t]["lastTransitionTime"]
+             if t in old and old[t]["status"] == st else now}
+            for t, st, reason, message in conditions
+        ]  # fmt: skip
+        hpa["status"] = result
+        self._write(hpa)
 
     def _sync_deployment(self, d: Obj) -> None:
         ns, uid, spec = d["metadata"]["namespace"], d["metadata"]["uid"], d["spec"]
