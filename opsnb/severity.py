@@ -14,7 +14,8 @@ Classification rules (defaults; the first level with a matching rule wins):
   (nine requests in ten failing), or the service declared down.
 - **SEV-2** (significant degradation): more than 10% of requests (the playbook's "users")
   failing, or the SLO breached (availability over the SLO period, 30 days, below its
-  target), or at least 3 services affected.
+  target) while the service shows any impact now, or at least 3 services affected. A
+  breached SLO without impact now is no incident (SEV-4, and the reason says so).
 - **SEV-3** (limited impact): errors at or above the SLO's error rate but 10% or less
   (intermittent errors), p99 latency at or over its SLO (performance degradation), some
   but not all pods ready, alerts firing for the service, or a dependency unavailable.
@@ -264,14 +265,6 @@ def classify(impact: Impact, policy: SeverityPolicy | None = None) -> Classifica
     if share is not None and share > t.major_affected_share:
         what = "of requests failing" if impact.affected_share is None else "of users affected"
         signals.append((2, f"{_pct(share)} {what} (more than {_limit(t.major_affected_share)})"))
-    breach = impact.slo_breach
-    if breach is None and impact.slo_period_availability is not None:
-        breach = impact.slo_period_availability < impact.slo_availability
-    if t.major_slo_breach and breach:
-        measured = impact.slo_period_availability
-        signals.append((2, "SLO breached: availability "
-                           + (f"{_pct(measured, 3)} " if measured is not None else "")
-                           + f"below the {_limit(impact.slo_availability)} target"))  # fmt: skip
     if (impact.affected_services or 0) >= t.major_affected_services:
         signals.append((2, f"{impact.affected_services} services affected"))
 
@@ -311,11 +304,25 @@ def classify(impact: Impact, policy: SeverityPolicy | None = None) -> Classifica
     if failing is None and not any(level < t.unmeasured_level for level, _ in signals):
         signals.append((t.unmeasured_level, "the error rate could not be measured"))
 
+    # An SLO breached over its period makes any impact now significant (SEV-2). Without
+    # impact now it is no incident: the service is fine, its error budget is spent.
+    breach = impact.slo_breach
+    if breach is None and impact.slo_period_availability is not None:
+        breach = impact.slo_period_availability < impact.slo_availability
+    breach_text = None
+    if breach:
+        measured = impact.slo_period_availability
+        breach_text = ("SLO breached: availability "
+                       + (f"{_pct(measured, 3)} " if measured is not None else "")
+                       + f"below the {_limit(impact.slo_availability)} target")  # fmt: skip
+    if t.major_slo_breach and breach_text and signals:
+        signals.append((2, breach_text))
+
     if signals:
         level = min(level for level, _ in signals)
         reasons = tuple(reason for lvl, reason in signals if lvl == level)
     else:
-        level, reasons = 4, (_minimal(impact),)
+        level, reasons = 4, (_minimal(impact, breach_text),)
     return Classification(policy.levels[level], reasons, tuple(signals), tuple(unmeasured))
 
 
@@ -334,7 +341,7 @@ def parse_level(value: Any) -> int:
     return int(match.group(1))
 
 
-def _minimal(impact: Impact) -> str:
+def _minimal(impact: Impact, breach: str | None = None) -> str:
     parts = []
     if impact.failing is not None:
         parts.append(f"error rate {_pct(impact.failing)} below the SLO's "
@@ -343,7 +350,10 @@ def _minimal(impact: Impact) -> str:
         parts.append(f"p99 {_ms(impact.latency_p99)} within {_ms(impact.slo_latency_p99)}")
     if impact.ready_pods is not None:
         parts.append(f"{impact.ready_pods} of {impact.desired_pods} pods ready")
-    return "no SLO breach" + (f": {', '.join(parts)}" if parts else "")
+    now = f": {', '.join(parts)}" if parts else ""
+    if breach:
+        return f"no impact now{now}; {breach} over its period (error budget spent)"
+    return f"no SLO breach{now}"
 
 
 def _pct(value: float, digits: int = 2) -> str:
