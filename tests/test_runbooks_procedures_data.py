@@ -63,6 +63,14 @@ def checks(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in result["checks"]}
 
 
+def exported(folder: Path) -> Path:
+    """The one export file in ``folder``, named for today's UTC date."""
+    (path,) = folder.glob("service-logs-*.log")
+    day = datetime.strptime(path.name, "service-logs-%Y%m%d.log").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - day).total_seconds()) < 2 * 86400
+    return path
+
+
 def wait_until(what: str, probe: Any, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     value = None
@@ -144,7 +152,7 @@ def test_logs_on_demo_counts_and_exports_the_matching_lines(tmp_path: Path) -> N
         f"{len(expected)} of {total} lines match"
     )
     assert found["Error log breakdown"]["status"] == "warn"
-    export = run_dir / f"service-logs-{datetime.now(UTC):%Y%m%d}.log"
+    export = exported(run_dir)
     assert export.read_text().splitlines() == expected
     assert found["Export of the matching lines"]["detail"] == (
         f"{len(expected)} lines written to {export}"
@@ -256,6 +264,10 @@ def test_maintenance_refuses_an_overlong_window(tmp_path: Path) -> None:
     assert window["status"] == "fail"
     assert "180 min is over the database maintenance maximum of 2 h" in window["detail"]
     assert "notice" not in window["detail"]  # 18 days ahead of the snapshot's now
+    _, result, _ = run("maintenance", "-p", "start", "next saturday", out=tmp_path)
+    window = checks(result)["Maintenance window and notice"]
+    assert window["status"] == "fail" and "is not a time" in window["detail"]
+    assert checks(result)["Maintenance checklist"]["status"] == "fail"
 
 
 @pytest.mark.parametrize("name", RUNBOOKS)
@@ -277,8 +289,7 @@ def test_plain_papermill_runs_the_runbook(name: str, tmp_path: Path) -> None:
     actions = [p for _, mime, p in records if mime == ACTION_MIME]
     assert all(a["dry_run"] for a in actions)
     if name == "logs":
-        (export,) = tmp_path.glob("service-logs-*.log")
-        assert export.read_text().count("\n") > 0
+        assert exported(tmp_path).read_text().count("\n") > 0
 
 
 # --- the lab: real PostgreSQL, Redis and the Kubernetes test API server -----------------------
@@ -455,7 +466,7 @@ def test_logs_export_on_the_lab(lab: Any, tmp_path: Path) -> None:
     run_dir, result, _ = run("logs", "--target", "lab", "-p", "export", "true", "-p",
                              "since_minutes", "2", "-p", "pattern", "status=200",
                              out=tmp_path)  # fmt: skip
-    export = run_dir / f"service-logs-{datetime.now(UTC):%Y%m%d}.log"
+    export = exported(run_dir)
     lines = export.read_text().splitlines()
     assert lines
     found = checks(result)

@@ -403,7 +403,8 @@ def flush_namespace(rb: Runbook, pattern: str) -> Action | None:
     if action.outcome == "applied":
         with rb.check(f"Keys matching {pattern} after the flush") as check:
             left = len(rb.redis.scan_keys(pattern, limit=limit + 1))
-            check.verdict(left > 0, f"{left} key(s) left", warn=False)
+            check.verdict(False, f"{left} key(s) left" + (" (written since the flush?)"
+                          if left else ""), warn=left > 0)  # fmt: skip
     return action
 
 
@@ -511,7 +512,11 @@ class MaintenanceChecklist:
                 check.fail(f"unknown kind {kind!r}; one of: {', '.join(WINDOW_KINDS)}")
                 return text
             self.kind, self.reason = WINDOW_KINDS[kind], reason
-            self.start = _utc(start) if str(start or "").strip() else rb.now
+            try:
+                self.start = _utc(start) if str(start or "").strip() else rb.now
+            except ValueError:
+                check.fail(f"start {start!r} is not a time (e.g. 2025-01-18T02:00, UTC)")
+                return text
             self.end = self.start + pd.Timedelta(minutes=int(duration_minutes))
             notice = (self.start - rb.now).to_pytimedelta()
             longest = self.kind.max_duration
