@@ -133,14 +133,14 @@ def test_investigate_on_the_demo(tmp_path, service, cause, error_type):
     found = status(result)
     sections = [
         "Deployment status", "Rollouts in the window", "Error rate against the alert threshold",
-        "p99 latency against the SLO", "Pods ready", "Events", "Resource usage per pod",
+        "p99 latency against the SLO", "Pods ready", "Events", "CPU and memory per pod",
         "Errors in the logs, last 10 min", "Error log breakdown", "PostgreSQL connections",
         "Long-running queries (over 300 s)", "Redis cache",
     ]  # fmt: skip
     assert [s for s in sections if s not in found] == []
     assert any(name.startswith("Dependency ") for name in found)
     # no per-pod container metrics in the recorded snapshot
-    assert found["Resource usage per pod"] == "unavailable"
+    assert found["CPU and memory per pod"] == "unavailable"
     recent = checks(result)["Errors in the logs, last 10 min"]
     assert recent["status"] == "fail" and error_type in recent["detail"]
     assert causes(result)[0][0] == cause

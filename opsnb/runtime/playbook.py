@@ -103,36 +103,6 @@ def deployment_status(rb: Runbook) -> dict[str, Any] | None:
     return summary
 
 
-def resource_usage(rb: Runbook, marks: steps.Marks = ()) -> None:
-    """``kubectl top pods``: CPU and memory per pod from the cluster's cAdvisor metrics,
-    where Prometheus scrapes them."""
-    pods = f'pod=~"{rb.service.deployment}-.*", container!=""'
-    args = rb.range_args()
-    window = args.pop("window")
-    args.pop("service")
-    with rb.check("Resource usage per pod") as check:
-        cpu = rb.prometheus.query_range(
-            f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{pods}}}[{window}]))", **args
-        )
-        memory = rb.prometheus.query_range(
-            f"sum by (pod) (container_memory_working_set_bytes{{{pods}}})", **args
-        )
-        if cpu.empty and memory.empty:
-            check.warn("no per-pod CPU or memory series: cAdvisor metrics are not scraped")
-            return
-        parts = []
-        if not cpu.empty:
-            charts.series(cpu, title="CPU per pod (cores)", by="pod", rollouts=marks)
-            now = cpu.sort_values("timestamp").groupby("pod")["value"].last()
-            parts.append(f"CPU {now.sum():.2f} cores over {len(now)} pods")
-        if not memory.empty:
-            memory = memory.assign(value=memory["value"] / 2**20)
-            charts.series(memory, title="Memory per pod (MiB)", by="pod", rollouts=marks)
-            now = memory.sort_values("timestamp").groupby("pod")["value"].last()
-            parts.append(f"largest pod {now.max():.0f} MiB")
-        check.ok("; ".join(parts))
-
-
 def recent_errors(rb: Runbook, minutes: int = 10, lines: int = 20) -> pd.DataFrame | None:
     """``kubectl logs -l app=... --since=10m | grep -i error | tail -20``: the newest error
     lines of every pod of the service."""
