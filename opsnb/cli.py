@@ -176,5 +176,35 @@ def demo(out_dir: Path) -> None:
     sys.exit(1 if failures else 0)
 
 
+@main.command("serve")
+@click.option("--host", default=None, help="Address to listen on (serve.host; 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (serve.port; 9095).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Database and run folders (serve.data_dir; <config dir>/serve).")  # fmt: skip
+@click.option("--concurrency", type=int, default=None, help="Runs at once (serve.concurrency).")
+@click.option("--pool-size", type=int, default=None, help="Warm kernels (serve.pool_size).")
+@click.option("--queue-size", type=int, default=None, help="Queued runs (serve.queue_size).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))  # fmt: skip
+@click.option("--settings", "show_settings", is_flag=True, help="Print every setting and exit.")
+def serve(log_level: str, show_settings: bool, **options: Any) -> None:
+    """Receive Alertmanager webhooks and run the runbook each alert names.
+
+    Settings come from the `serve:` section of the config files, OPSNB_SERVE_<KEY>
+    environment variables and these options (see README, "Alert-driven diagnostics").
+    """
+    from .serve import settings
+
+    if show_settings:
+        click.echo(settings.table())
+        return
+    from .serve.app import run_server
+
+    run_server(options, log_level=log_level)
+
+
+main.add_command(incident)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
