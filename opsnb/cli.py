@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .errors import OpsnbError
+from .incidents.cli import incident
 
 
 class OpsnbGroup(click.Group):
@@ -201,6 +202,9 @@ def serve(log_level: str, show_settings: bool, **options: Any) -> None:
     from .serve.app import run_server
 
     run_server(options, log_level=log_level)
+
+
+main.add_command(incident)
 
 
 main.add_command(incident)
