@@ -207,8 +207,5 @@ def serve(log_level: str, show_settings: bool, **options: Any) -> None:
 main.add_command(incident)
 
 
-main.add_command(incident)
-
-
 if __name__ == "__main__":  # pragma: no cover
     main()
