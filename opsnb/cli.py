@@ -204,6 +204,7 @@ def serve(log_level: str, show_settings: bool, **options: Any) -> None:
     run_server(options, log_level=log_level)
 
 
+main.add_command(snapshot_command)
 main.add_command(incident)
 
 

@@ -618,7 +618,7 @@ _payloads = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=st.one_of(_payloads, _json))
 def test_generated_payloads_never_get_a_5xx(fuzz_harness, body):
     h = fuzz_harness

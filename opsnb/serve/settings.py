@@ -222,6 +222,8 @@ def _str(value: Any, where: str) -> str:
 
 
 def _path(value: Any, where: str) -> Path:
+    if isinstance(value, os.PathLike):
+        return Path(value).expanduser()
     return Path(_str(value, where)).expanduser()
 
 
