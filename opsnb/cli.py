@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .capture import snapshot_command
 from .errors import OpsnbError
 from .incidents.cli import incident
 
@@ -206,6 +207,9 @@ def serve(log_level: str, show_settings: bool, **options: Any) -> None:
 
 main.add_command(snapshot_command)
 main.add_command(incident)
+
+
+main.add_command(snapshot_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
