@@ -209,8 +209,5 @@ main.add_command(snapshot_command)
 main.add_command(incident)
 
 
-main.add_command(snapshot_command)
-
-
 if __name__ == "__main__":  # pragma: no cover
     main()
