@@ -116,14 +116,16 @@ def _ms(value: float | None) -> str:
 
 
 def _act(rb: Runbook, p: Procedure, action: str, obj: str, call: Any, **params: Any) -> Action:
-    """``rb.act`` that also keeps the preview (its template diff is shown) and notes in
-    ``p`` whether something was applied."""
+    """``rb.act`` that also shows the preview's template diff (before anything is applied,
+    or a person asked to confirm) and notes in ``p`` whether something was applied."""
     changes: dict[bool, Change] = {}
 
     def wrapped(dry_run: bool) -> Any:
         change = call(dry_run)
         if isinstance(change, Change):
             changes[dry_run] = change
+            if dry_run and change.diff:  # shown before anything is applied (or confirmed)
+                _show_diff(change.diff)
         return change
 
     record = rb.act(action, obj, wrapped, **params)
@@ -131,8 +133,6 @@ def _act(rb: Runbook, p: Procedure, action: str, obj: str, call: Any, **params: 
     preview = changes.get(True)
     if preview is not None:
         p.previews.append(preview)
-        if preview.diff:
-            _show_diff(preview.diff)
     applied = changes.get(False)
     if record.outcome == "applied" and applied is not None and applied.changed:
         p.applied = True
