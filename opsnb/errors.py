@@ -8,6 +8,7 @@
     │   ├── ParameterError          a parameter the runbook does not declare, or a bad value
     │   ├── SecretError             a secret reference cannot be resolved
     │   └── PolicyError             --apply asked for on a target whose policy forbids it
+    ├── LimitExceeded (ValueError)  a step would touch more than the target's policy allows
     ├── BackendUnavailable          a backend is down, slow or answered with an error;
     │                               a check becomes ``unavailable`` and the runbook goes on
     └── RunFailed                   a cell failed unexpectedly (exit 1); the record is written
@@ -80,6 +81,10 @@ class SecretError(UsageError):
 
 class PolicyError(UsageError):
     """An action was asked for that the target's policy does not allow."""
+
+
+class LimitExceeded(OpsnbError, ValueError):
+    """A mutating step would touch more than the target's policy allows; nothing changed."""
 
 
 class BackendUnavailable(OpsnbError):

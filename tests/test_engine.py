@@ -169,3 +169,24 @@ def test_a_check_that_raises_is_recorded_and_the_runbook_goes_on(tmp_path):
     failing_cell = next(c for c in result["cells"] if c.get("failed_checks"))
     assert failing_cell["index"] == result["errors"][0]["cell_index"]
     assert "KeyError" in html  # the traceback is in the cell for people to read
+
+
+def test_a_run_attaches_to_the_open_incident_of_its_service(tmp_path, monkeypatch):
+    from opsnb import incidents
+    from opsnb.incidents.model import IncidentUsageError
+
+    monkeypatch.setenv("OPSNB_INCIDENTS", str(tmp_path / "incidents"))
+    path = notebook(
+        tmp_path,
+        "from opsnb.records import Finding, show\nshow(Finding('healthy', ['fine'], 'none'))",
+    )
+    # No open incident: the run stands alone.
+    alone = run_runbook(RunRequest(runbook=str(path), target="plain", out_dir=tmp_path / "runs"))
+    assert alone.incident is None
+    opened = incidents.open_incident("API errors", "api", "SEV-2")
+    attached = run_runbook(RunRequest(runbook=str(path), target="plain", out_dir=tmp_path / "runs"))
+    assert attached.incident == opened.id
+    kinds = [e.kind for e in incidents.load(opened.id).events]
+    assert "run" in kinds and "finding" in kinds
+    with pytest.raises(IncidentUsageError):
+        prepare(RunRequest(runbook=str(path), target="plain", incident="INC-9999"))

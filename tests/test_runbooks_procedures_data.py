@@ -37,23 +37,14 @@ MUTATING = {"database", "cache", "maintenance"}
 
 
 def run(runbook: str, *args: str, out: Path) -> tuple[Path, dict[str, Any], str]:
-    """``opsnb run RUNBOOK ARGS --out OUT``: the run folder, result.json and stderr.
-
-    A kernel that dies before running any cell (on a busy machine its ZMQ port can be taken
-    between being chosen and being bound) is started again: no cell ran, so nothing
-    happened twice."""
-    for _ in range(3):
-        done = subprocess.run(
-            [str(BIN / "opsnb"), "run", runbook, *args, "--out", str(out)],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert done.returncode in (0, 1), done.stderr
-        run_dir = Path(done.stdout.strip().splitlines()[-1])
-        result = json.loads((run_dir / "result.json").read_text())
-        error = (result["error"] or {}).get("evalue", "")
-        ran = [c for c in result["cells"] if c["status"] != "pending"]
-        if not ("kernel failed to start" in error and not ran):
-            break
+    """``opsnb run RUNBOOK ARGS --out OUT``: the run folder, result.json and stderr."""
+    done = subprocess.run(
+        [str(BIN / "opsnb"), "run", runbook, *args, "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    result = json.loads((run_dir / "result.json").read_text())
     assert done.returncode == 0 and result["status"] == "ok", (result["error"], result["errors"])
     assert result["completed"] is True
     return run_dir, result, done.stderr
@@ -391,7 +382,7 @@ def test_terminate_long_queries_on_pool_exhaustion(
         _, result, _ = run("database", *args[2:], "--target", strict_target, "--apply",
                            out=tmp_path)  # fmt: skip
         (action,) = result["actions"]
-        assert action["outcome"] == "failed" and action["dry_run"] is True
+        assert action["outcome"] == "refused" and action["dry_run"] is True
         assert f"refused: {len(hogs)} backends to terminate" in action["detail"]
         assert "policy.max_backends_per_action (2)" in action["detail"]
         assert held(lab, 0) >= hogs
@@ -443,7 +434,7 @@ def test_cache_flush_previews_then_deletes_exactly_the_namespace(
     _, result, _ = run("cache", "--target", strict_target, "--apply", "-p", "flush_pattern",
                        "test:*", out=tmp_path)  # fmt: skip
     (action,) = result["actions"]
-    assert action["outcome"] == "failed" and "policy.max_keys_per_action (10)" in action["detail"]
+    assert action["outcome"] == "refused" and "policy.max_keys_per_action (10)" in action["detail"]
     assert client.exists(*inside) == len(inside)
 
     _, result, _ = run("cache", "--target", "lab", "--apply", "-p", "flush_pattern", "test:*",

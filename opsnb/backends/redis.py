@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, LimitExceeded
 
 __all__ = [
     "KEY_SIZE_COLUMNS",
@@ -309,7 +309,7 @@ def memory_from_info(info: Mapping[str, Any]) -> dict[str, Any]:
 
 def _refuse_over(count: int, pattern: str, max_keys: int) -> None:
     if count > max_keys:
-        raise ValueError(
+        raise LimitExceeded(
             f"refused: more than {max_keys} keys match {pattern!r}, over the target's "
             f"policy.max_keys_per_action ({max_keys}); narrow the pattern or raise the limit"
         )

@@ -44,6 +44,9 @@ class RunRequest:
     cell_timeout: float = DEFAULT_CELL_TIMEOUT
     deadline: float = DEFAULT_DEADLINE
     progress: bool = False
+    # The incident to attach the run to; None attaches it to its service's open incident,
+    # "" attaches it nowhere.
+    incident: str | None = None
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Prepared:
 class RunResult:
     run_dir: Path
     result: dict[str, Any]
+    incident: str | None = None  # the incident the run was attached to
 
     @property
     def ok(self) -> bool:
@@ -95,6 +99,13 @@ def prepare(request: RunRequest) -> Prepared:
             raise PolicyError(
                 f"target {target.name!r} does not allow automated runs of {runbook.name!r} to apply"
             )
+    from ..severity import load_policy
+
+    load_policy()  # a malformed severity.yaml is a usage error, found before any cell runs
+    if request.incident:
+        from .. import incidents
+
+        incidents.load(request.incident)  # an unknown incident id fails now, not after the run
     params.update(target=target.name, service=service)
     if "apply" in runbook.parameters:
         params["apply"] = bool(request.apply)
@@ -208,7 +219,23 @@ def execute(prepared: Prepared, kernel: WarmKernel | None = None) -> RunResult:
     (run_dir / "result.json").write_text(
         json.dumps(prepared.redactor.data(result), indent=2) + "\n", encoding="utf-8"
     )
-    return RunResult(run_dir, result)
+    outcome = RunResult(run_dir, result)
+    outcome.incident = attach_to_incident(outcome, prepared)
+    return outcome
+
+
+def attach_to_incident(outcome: RunResult, prepared: Prepared) -> str | None:
+    """Put the run on the incident's timeline; a failure here never loses the run."""
+    wanted = prepared.request.incident
+    if wanted == "":
+        return None
+    from .. import incidents
+
+    try:
+        return incidents.attach_run(outcome.run_dir, incident_id=wanted, service=prepared.service)
+    except Exception as exc:  # the run is written; the timeline can be fixed by hand
+        print(f"opsnb: run not attached to an incident: {exc}", file=sys.stderr)
+        return None
 
 
 def run_runbook(request: RunRequest) -> RunResult:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, LimitExceeded
 from ..records import Action, Check, Finding
 from . import charts, steps
 from .session import Runbook
@@ -259,7 +259,7 @@ def terminate_long_queries(
 
     def call(dry_run: bool) -> Any:
         if len(pids) > limit:
-            raise ValueError(
+            raise LimitExceeded(
                 f"refused: {len(pids)} backends to terminate, over the target's "
                 f"policy.max_backends_per_action ({limit}); raise min_seconds or the limit "
                 f"(pids {', '.join(map(str, pids))})"

@@ -26,7 +26,7 @@ import pandas as pd
 
 from .. import records
 from ..config import ServiceConfig, Target, get_target
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, LimitExceeded
 from ..records import Action, Check, Finding
 from . import audit, connect
 from .decide import Facts, decide
@@ -274,6 +274,8 @@ class Runbook:
                 detail = getattr(change, "detail", "") or str(change)
         except BackendUnavailable as exc:
             applied, outcome, detail = False, "unavailable", str(exc)
+        except LimitExceeded as exc:  # a blast-radius limit: refused, nothing touched
+            applied, outcome, detail = False, "refused", str(exc)
         except (ValueError, LookupError) as exc:
             applied, outcome, detail = False, "failed", str(exc)
         record = Action(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ...errors import LimitExceeded
 from ..session import Runbook
 from ._common import _display
 
@@ -87,4 +88,4 @@ def terminate_long_queries(rb: Runbook, *, min_seconds: float = 300) -> None:
 
 
 def _refuse(reason: str) -> Any:
-    raise ValueError(reason)
+    raise LimitExceeded(reason)
