@@ -418,7 +418,7 @@ def test_rollback_apply_restores_the_good_image(lab, tmp_path: Path) -> None:
 def test_scale_beyond_max_replicas_is_refused_and_changes_nothing(lab, tmp_path: Path) -> None:
     reset_requests(lab)
     result = run("scale", "--target", "lab", "-p", "replicas", "25", "--apply", out=tmp_path)
-    assert actions(result) == [("scale", "failed")]
+    assert actions(result) == [("scale", "refused")]
     assert "25 replicas exceeds the target's max_replicas of 20" in result["actions"][0]["detail"]
     assert mutating(kube_requests(lab)) == []
     assert deployment(lab)["spec"]["replicas"] == 3
@@ -507,7 +507,7 @@ def test_steps_respect_the_policy_limits_and_nothing_changes(small_target) -> No
     resources = procedures.set_resources(rb, p, cpu_request="100m")  # would replace 3 pods
     no_hpa = procedures.release_hpa(rb, p)
     outcomes = [(a.outcome, a.detail) for a in (too_many, too_few, resources, no_hpa) if a]
-    assert [o for o, _ in outcomes] == ["failed"] * 4
+    assert [o for o, _ in outcomes] == ["refused"] * 3 + ["failed"]  # no HPA: failed
     assert "7 replicas exceeds the target's max_replicas of 6" in outcomes[0][1]
     assert "would delete 3 pods, more than the target's max_pods_per_action of 2" in outcomes[1][1]
     assert "replace all 3 pods, more than the target's max_pods_per_action of 2" in outcomes[2][1]

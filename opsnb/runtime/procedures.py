@@ -16,8 +16,8 @@ in a :class:`Procedure`::
     procedures.conclude_deploy(rb, p)                # healthy/none or recent-deployment/rollback
 
 A step that would touch more than the target's policy allows (``max_replicas``,
-``max_pods_per_action``) is refused with a ValueError naming the limit, recorded as a
-``failed`` action; nothing is changed.
+``max_pods_per_action``) is refused with a LimitExceeded naming the limit, recorded as a
+``refused`` action; nothing is changed.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from ..backends.kube_objects import PINNED_FROM, Change, ObjectNotFound
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, LimitExceeded
 from ..records import Action, Finding
 from . import charts, steps
 from .session import Runbook, latest
@@ -147,10 +147,6 @@ def _act(rb: Runbook, p: Procedure, action: str, obj: str, call: Any, **params: 
             "applied": "the change altered nothing",
         }.get(record.outcome, record.outcome)
     return record
-
-
-def _refuse(message: str) -> Any:
-    raise ValueError(message)
 
 
 # --- state before the change ----------------------------------------------------------------
@@ -748,7 +744,7 @@ def _replicas_or_current(rb: Runbook, p: Procedure, replicas: int) -> int:
 def _ceiling(rb: Runbook, replicas: int) -> None:
     ceiling = rb.target.policy.max_replicas
     if replicas > ceiling:
-        raise ValueError(
+        raise LimitExceeded(
             f"{replicas} replicas exceeds the target's max_replicas of {ceiling} "
             f"(policy.max_replicas of target {rb.target.name!r}): nothing was changed"
         )
@@ -808,7 +804,7 @@ def scale_replicas(rb: Runbook, p: Procedure, replicas: int) -> Action | None:
         _ceiling(rb, replicas)
         current = int(rb.k8s.deployment(p.deployment)["replicas"])
         if current - replicas > limit:
-            raise ValueError(
+            raise LimitExceeded(
                 f"scaling from {current} to {replicas} replicas would delete {current - replicas}"
                 f" pods, more than the target's max_pods_per_action of {limit}: nothing was "
                 "changed"
@@ -842,7 +838,7 @@ def set_resources(
     def call(dry: bool) -> Change:
         replicas = int(rb.k8s.deployment(p.deployment)["replicas"])
         if replicas > limit:
-            raise ValueError(
+            raise LimitExceeded(
                 f"new resources replace all {replicas} pods, more than the target's "
                 f"max_pods_per_action of {limit}: nothing was changed"
             )
