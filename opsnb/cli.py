@@ -91,6 +91,10 @@ def _print_runbook_help(name: str) -> None:
 )
 @click.option("--cell-timeout", default=120.0, show_default=True, help="Seconds per cell.")
 @click.option("--deadline", default=600.0, show_default=True, help="Seconds for the whole run.")
+@click.option(
+    "--incident", default=None, metavar="INC-ID",
+    help="Attach the run to this incident (default: the open incident of the service).",
+)  # fmt: skip
 @click.option("--help", "show_help", is_flag=True, help="Show the runbook's parameters and exit.")
 @click.pass_context
 def run(
@@ -102,6 +106,7 @@ def run(
     apply: bool,
     cell_timeout: float,
     deadline: float,
+    incident: str | None,
     show_help: bool,
 ) -> None:
     """Run RUNBOOK (a name from runbooks/ or a path) against a target.
@@ -137,6 +142,7 @@ def run(
                 cell_timeout=cell_timeout,
                 deadline=deadline,
                 progress=sys.stderr.isatty(),
+                incident=incident,
             )
         )
     except BaseException:
@@ -144,6 +150,8 @@ def run(
         raise
     outcome = execute(prepared, kernel)
     summarize(outcome.result)
+    if outcome.incident:
+        click.echo(f"attached to incident {outcome.incident}", err=True)
     click.echo(str(outcome.run_dir))
     ctx.exit(outcome.exit_code)
 
@@ -203,6 +211,18 @@ def serve(log_level: str, show_settings: bool, **options: Any) -> None:
     from .serve.app import run_server
 
     run_server(options, log_level=log_level)
+
+
+@main.command("lab", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def lab(args: tuple[str, ...]) -> None:
+    """Start the lab on loopback (real services, a test Kubernetes API, faults).
+
+    Same as `python -m opsnb.lab`; `opsnb lab --help` lists its options.
+    """
+    from .lab.__main__ import main as lab_main
+
+    sys.exit(lab_main(list(args)))
 
 
 main.add_command(snapshot_command)

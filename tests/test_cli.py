@@ -108,6 +108,7 @@ def test_plain_papermill_runs_the_runbook(tmp_path):
         (["run", "high-error-rate", "-p", "service", "nope"], "no snapshot for service 'nope'"),
         (["run", "high-error-rate", "--apply"], "does not allow --apply"),
         (["run", "high-error-rate", "-p", "target", "demo"], "with --target"),
+        (["run", "high-error-rate", "--incident", "INC-0042"], "no incident INC-0042"),
     ],
 )
 def test_bad_input_exits_2_naming_the_problem_and_writes_nothing(tmp_path, args, message):
@@ -126,6 +127,11 @@ def test_malformed_config_file_exits_2(tmp_path):
     assert done.returncode == 2
     assert "bad.yaml" in done.stderr and "not valid YAML" in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_lab_command_is_the_lab_entry_point():
+    helped = opsnb("lab", "--help")
+    assert helped.returncode == 0 and "--fault NAME" in helped.stdout
 
 
 def test_list_and_runbook_help():
