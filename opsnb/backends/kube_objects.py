@@ -95,8 +95,9 @@ class Change:
 # --- small helpers --------------------------------------------------------------------------
 
 
-def timestamp(value: Any) -> pd.Timestamp:
-    """An RFC 3339 string (or datetime) as a tz-aware UTC Timestamp; NaT when missing."""
+def timestamp(value: Any) -> Any:
+    """An RFC 3339 string (or datetime) as a tz-aware UTC Timestamp; NaT when missing.
+    (Typed ``Any``: pandas types NaT apart from Timestamp.)"""
     if value is None or value == "":
         return pd.NaT
     try:
@@ -130,7 +131,7 @@ def _items(obj_list: Mapping[str, Any] | list[Obj] | None) -> list[Obj]:
     return list(obj_list.get("items") or [])
 
 
-def _utc_series(values: list[pd.Timestamp]) -> pd.Series:
+def _utc_series(values: list[Any]) -> pd.Series:
     return pd.to_datetime(pd.Series(values, dtype="object"), utc=True).astype("datetime64[ns, UTC]")
 
 
@@ -530,7 +531,7 @@ def container_env(deployment: Obj, container: str) -> dict[str, str | None]:
 # --- events ---------------------------------------------------------------------------------
 
 
-def _event_time(event: Obj) -> pd.Timestamp:
+def _event_time(event: Obj) -> Any:
     for value in (
         event.get("lastTimestamp"),
         _get(event, "series", "lastObservedTime"),

@@ -447,7 +447,7 @@ def activity_frame(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
         frame[column] = pd.to_datetime(
             frame[column].astype("object"), utc=True, format="ISO8601"
         ).astype("datetime64[ns, UTC]")
-    frame["pid"] = pd.array(frame["pid"].astype("object"), dtype="Int64")
+    frame["pid"] = pd.to_numeric(frame["pid"], errors="coerce").astype("Int64")
     return frame[ACTIVITY_COLUMNS]
 
 
@@ -518,7 +518,7 @@ def replication_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame([{c: row.get(c) for c in REPLICATION_COLUMNS} for row in rows])
     if frame.empty:
         frame = pd.DataFrame({c: pd.Series([], dtype="object") for c in REPLICATION_COLUMNS})
-    frame["pid"] = pd.array(frame["pid"].astype("object"), dtype="Int64")
+    frame["pid"] = pd.to_numeric(frame["pid"], errors="coerce").astype("Int64")
     for column in REPLICATION_COLUMNS[-4:]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame[REPLICATION_COLUMNS]

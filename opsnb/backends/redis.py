@@ -291,8 +291,8 @@ def key_sizes_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         {
             "key": frame["key"].astype("str"),
             "type": frame["type"].astype("str"),
-            "bytes": pd.array(pd.to_numeric(frame["bytes"], errors="coerce"), dtype="Int64"),
-            "ttl_seconds": pd.array(ttl.where(ttl >= 0), dtype="Int64"),
+            "bytes": pd.to_numeric(frame["bytes"], errors="coerce").astype("Int64"),
+            "ttl_seconds": ttl.where(ttl >= 0).astype("Int64"),
         }
     )
     return out.sort_values(["bytes", "key"], ascending=[False, True], na_position="last",

@@ -154,7 +154,7 @@ class SnapshotPostgres:
         if application_name:
             eligible = eligible[eligible["application_name"] == application_name]
         sessions = [
-            {"pid": int(r.pid), "application_name": r.application_name, "state": r.state,
+            {"pid": int(str(r.pid)), "application_name": r.application_name, "state": r.state,
              "query": r.query}
             for r in eligible.sort_values("pid").itertuples()
         ]  # fmt: skip
