@@ -70,10 +70,14 @@ def build_service(settings: ServeSettings, executor: Executor | None = None) -> 
         raise ValueError("the serve token is empty")
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.db_path)
+    running: dict[int, float] = {}
     pool = KernelPool(
-        settings.pool_size if executor is None else 0, preload=settings.preload_code()
+        settings.pool_size if executor is None else 0,
+        preload=settings.preload_code(),
+        idle=lambda: not running,
     )
     worker = Worker(store, settings, executor or engine_executor(settings, pool))
+    worker.running = running
     metrics = Metrics(store, pool.stats, lambda: len(worker.running))
     worker.on_finish = lambda run, status, duration: metrics.run_finished(status, duration)
     return Service(settings, store, pool, worker, Notifier(store, settings), metrics, token)

@@ -12,13 +12,24 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from ..engine.kernels import WarmKernel
 
 
 class KernelPool:
-    def __init__(self, size: int, *, preload: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        preload: str,
+        env: dict[str, str] | None = None,
+        idle: Callable[[], bool] | None = None,
+    ) -> None:
         self.size = max(0, size)
+        # Warming a kernel costs a core for a second or two: while runs execute and a warm
+        # kernel is still ready, the pool waits to refill instead of slowing those runs.
+        self.idle = idle or (lambda: True)
         self.preload = preload
         self.env = {"OPSNB_MODE": "automated", **(env or {})}
         self._kernels: deque[WarmKernel] = deque()
@@ -39,8 +50,10 @@ class KernelPool:
     def _fill(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and len(self._kernels) >= self.size:
-                    self._cond.wait()
+                while not self._closed and (
+                    len(self._kernels) >= self.size or (self._kernels and not self.idle())
+                ):
+                    self._cond.wait(0.1)
                 if self._closed:
                     return
             try:
