@@ -227,6 +227,7 @@ def lab(args: tuple[str, ...]) -> None:
 
 main.add_command(snapshot_command)
 main.add_command(incident)
+main.add_command(postmortem_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -123,7 +123,7 @@ SETTINGS: tuple[Setting, ...] = (
         "notify",
         "webhooks",
         [],
-        "Slack-compatible incoming webhooks: `[{url: URL | {env: NAME} | {file: PATH}, "
+        "Slack-compatible incoming webhooks: `[{url: URL or {env: NAME} or {file: PATH}, "
         "name: NAME}]`",
     ),
     Setting("notify_attempts", "int", 5, "tries per notification before it is `failed`"),
