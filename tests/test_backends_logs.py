@@ -7,7 +7,9 @@ import re
 import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +27,14 @@ DOC_LINES = [
 
 def ts(text: str) -> pd.Timestamp:
     return pd.Timestamp(text).tz_convert("UTC")
+
+
+def assert_same_report(got: logs.LogReport, want: logs.LogReport) -> None:
+    """Same frames (columns, dtypes, values, order) and same scalars."""
+    for name in ("by_type", "by_endpoint", "per_minute"):
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
+    assert got.first_error == want.first_error
+    assert (got.total_lines, got.error_lines) == (want.total_lines, want.error_lines)
 
 
 def test_parse_documented_lines() -> None:
@@ -129,8 +139,10 @@ def test_empty_input() -> None:
     report = logs.error_breakdown(logs.parse([]))
     assert report.total_lines == 0 and report.error_lines == 0 and report.first_error is None
     assert list(report.by_type.columns) == ["error", "count", "first_seen", "last_seen"]
-    assert list(report.by_endpoint.columns) == ["endpoint", "errors", "requests", "error_share"]
-    assert list(report.per_minute.columns) == ["minute", "errors", "requests"]
+    assert list(report.by_endpoint.columns) == ["endpoint", "errors", "share"]
+    assert list(report.per_minute.columns) == ["minute", "errors", "lines"]
+    for empty in nothing:
+        assert_same_report(logs.error_breakdown(empty), report)
 
 
 # --- generated lines against an independent reference ---------------------------------------
@@ -231,22 +243,21 @@ def test_breakdown_matches_independent_counts(tmp_path: Path) -> None:
     assert kinds.loc["PoolExhausted", "first_seen"] == pd.Timestamp(first_pool)
     assert kinds.loc["PoolExhausted", "last_seen"] == pd.Timestamp(last_pool)
 
-    requests = Counter(r.fields["endpoint"] for r in ref if "endpoint" in r.fields)
     failed = Counter(r.fields["endpoint"] for r in errors if "endpoint" in r.fields)
     got = report.by_endpoint.set_index("endpoint")
-    assert set(got.index) == set(requests)
-    for endpoint, count in requests.items():
-        assert got.loc[endpoint, "requests"] == count
-        assert got.loc[endpoint, "errors"] == failed[endpoint]
-        assert got.loc[endpoint, "error_share"] == pytest.approx(failed[endpoint] / count)
+    assert set(got.index) == set(failed)
+    for endpoint, count in failed.items():
+        assert got.loc[endpoint, "errors"] == count
+        assert got.loc[endpoint, "share"] == pytest.approx(count / len(errors))
+    assert report.by_endpoint["errors"].is_monotonic_decreasing
 
     per_minute = report.per_minute
     assert per_minute["errors"].sum() == len(errors)
-    assert per_minute["requests"].sum() == sum(requests.values())
+    assert per_minute["lines"].sum() == sum(1 for r in ref if r.time)
     minutes = per_minute["minute"]
     assert (minutes.diff().dropna() == pd.Timedelta(minutes=1)).all()  # no gaps
     gap = per_minute[minutes == pd.Timestamp("2025-01-15T14:03:00Z")]
-    assert gap[["errors", "requests"]].values.tolist() == [[0, 0]]
+    assert gap[["errors", "lines"]].values.tolist() == [[0, 0]]
     in_minute_five = [r for r in errors if r.time and str(r.time).startswith("2025-01-15T14:05")]
     five = per_minute[minutes == pd.Timestamp("2025-01-15T14:05:00Z")]
     assert five["errors"].tolist() == [len(in_minute_five)]
@@ -269,3 +280,145 @@ def test_breakdown_matches_independent_counts(tmp_path: Path) -> None:
         ours = dict(zip(report.by_type["error"], report.by_type["count"], strict=True))
         ours.pop("PoolExhausted")  # CRITICAL lines: `grep ERROR` does not see them
         assert ours == shell
+
+
+# --- the fast path over raw text: the same report as error_breakdown(parse(...)) ------------
+
+
+def edge_case_lines(n: int, seed: int) -> list[str]:
+    """Documented lines mixed with every layout the parser treats specially."""
+    rng = random.Random(seed)
+    base = datetime(2025, 1, 15, 13, 58, tzinfo=UTC)
+    lines = []
+    for i in range(n):
+        t = base + timedelta(milliseconds=i * 29 + rng.randrange(40))
+        ms = t.microsecond // 1000
+        stamp = f"{t:%Y-%m-%dT%H:%M:%S}.{ms:03d}Z"
+        endpoint, error = rng.choice(ENDPOINTS), rng.choice(ERRORS)
+        r = rng.random()
+        if r < 0.55:
+            lines.append(f"{stamp} INFO method=GET endpoint={endpoint} status=200 duration_ms=9")
+        elif r < 0.62:
+            lines.append(
+                f"{stamp} ERROR method=POST endpoint={endpoint} status=503 "
+                f"duration_ms={rng.randint(1, 5000)} error={error}"
+            )
+        elif r < 0.66:
+            lines.append(f"{stamp} WARN event=pool_wait waiting={rng.randint(1, 30)}")
+        elif r < 0.68:
+            lines.append(f"{stamp} DEBUG event=cache_miss key=k{i}")
+        else:
+            lines.append(rng.choice(ODD_LINES)(stamp, t, endpoint, error, rng))
+    # a few lines out of order (interleaved pods), so runs of one minute break up
+    for _ in range(n // 50):
+        i, j = rng.randrange(n), rng.randrange(n)
+        lines[i], lines[j] = lines[j], lines[i]
+    return lines
+
+
+# (stamp, time, endpoint, error type, rng) -> line
+ODD_LINES: list[Callable[[str, datetime, str, str, random.Random], str]] = [
+    lambda s, t, e, x, r: f"{s} CRITICAL event=pool_exhausted error=PoolExhausted",
+    lambda s, t, e, x, r: f"{s} CRITICAL event=pool_exhausted",  # no error= field
+    lambda s, t, e, x, r: f"{s} ERROR method=GET endpoint={e} status=500",  # no error=
+    lambda s, t, e, x, r: f"{s} ERROR error={x} status=500 endpoint={e} method=GET",
+    lambda s, t, e, x, r: f"{s} ERROR endpoint=/first error=First endpoint={e} error={x}",
+    lambda s, t, e, x, r: f"{s} ERROR endpoint={e} error=AVeryLongErrorTypeNameBeyond24Bytes",
+    lambda s, t, e, x, r: f"{s} ERROR endpoint=/api/a/rather/long/path/beyond/24 error={x}",
+    lambda s, t, e, x, r: f"{s} ERROR error= endpoint=",  # empty values
+    lambda s, t, e, x, r: f"{s} ERROR xerror=NotAKey endpoint={e}",
+    lambda s, t, e, x, r: f"{s} ERROR",  # level at the end of the line
+    lambda s, t, e, x, r: f"{s} INFO",
+    lambda s, t, e, x, r: f"{s} CRITICAL",
+    lambda s, t, e, x, r: f"{s} ERROR method=GET endpoint=/café status=500 error=Überlast",
+    lambda s, t, e, x, r: f"{s} ERROR msg={'x' * r.randint(980, 1200)} endpoint={e} error={x}",
+    lambda s, t, e, x, r: f"{s} ERROR m={'y' * r.randint(20, 110)} error={x}",  # row widths
+    lambda s, t, e, x, r: f"{s} INFO method=GET endpoint={e} status=200 msg=ERROR",
+    lambda s, t, e, x, r: f"{s} ERRORS error=NotALevel",
+    lambda s, t, e, x, r: f"{s}\tERROR\terror=Tabbed endpoint={e}",  # the regex path
+    lambda s, t, e, x, r: f"{t:%Y-%m-%d %H:%M:%S},{t.microsecond // 1000:03d} ERROR error=Comma",
+    lambda s, t, e, x, r: f"{t:%Y-%m-%dT%H:%M:%S}Z ERROR error=NoMillis endpoint={e}",
+    lambda s, t, e, x, r: f"{t:%Y-%m-%dT%H:%M:%S}.5+01:00 CRITICAL error=Offset",
+    lambda s, t, e, x, r: f"{s} error error=Lowercase",
+    lambda s, t, e, x, r: f"{s} WARNING event=slow",
+    lambda s, t, e, x, r: f"{s[:17]}61.000Z ERROR error=Second61",  # seconds out of range
+    lambda s, t, e, x, r: f"{s[:19]}.12Z ERROR error=ShortMillis",
+    lambda s, t, e, x, r: f"2025-02-30T{s[11:]} ERROR error=NoSuchDay",  # parse's own path
+    lambda s, t, e, x, r: f"2025-13-01T{s[11:]} ERROR error=NoSuchMonth",
+    lambda s, t, e, x, r: f"9999-01-01T{s[11:]} ERROR error=FarFuture",
+    lambda s, t, e, x, r: f"1600-01-01T{s[11:]} INFO method=GET",
+    lambda s, t, e, x, r: "Traceback (most recent call last):",
+    lambda s, t, e, x, r: f"    at com.example.Handler.run(Handler.java:{r.randint(1, 99)})",
+    lambda s, t, e, x, r: "",
+    lambda s, t, e, x, r: s,  # a timestamp alone
+    lambda s, t, e, x, r: f"{s[:10]}",
+    lambda s, t, e, x, r: f"{s} ERROR error=Bad\udcffByte endpoint={e}",  # surrogateescape
+]
+
+
+def join_with_line_ends(lines: list[str], rng: random.Random, final: bool) -> str:
+    """The lines joined by "\n", some by "\r\n" or a lone "\r"; a final line end or not."""
+    ends = rng.choices(["\n", "\r\n", "\r"], weights=[90, 8, 2], k=len(lines))
+    if not final:
+        ends[-1] = ""
+    return "".join(line + end for line, end in zip(lines, ends, strict=True))
+
+
+@pytest.fixture(params=[1 << 22, 4096], ids=["one-chunk", "small-chunks"])
+def chunk_size(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """The fast path with its usual chunks, and with many small ones (line ends, runs
+    and error lines across chunk boundaries)."""
+    monkeypatch.setattr(logs, "_CHUNK", request.param)
+    monkeypatch.setattr(logs, "_TAIL", min(request.param // 4, 1 << 16))
+    return int(request.param)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("final", [True, False], ids=["final-newline", "no-final-newline"])
+def test_fast_path_gives_the_same_report(
+    tmp_path: Path, chunk_size: int, seed: int, final: bool
+) -> None:
+    rng = random.Random(seed)
+    text = join_with_line_ends(edge_case_lines(6_000, seed), rng, final)
+    data = text.encode("utf-8", "surrogateescape")
+    want = logs.error_breakdown(logs.parse(data))
+    assert want.error_lines > 300 and len(want.by_type) > 10  # the cases are there
+
+    assert_same_report(logs.error_breakdown_bytes(data), want)
+    path = tmp_path / "service.log"
+    path.write_bytes(data)
+    assert_same_report(logs.error_breakdown_file(path), want)
+    assert_same_report(logs.error_breakdown(data), want)
+    # str and lists of lines: as parse has them (lone surrogates kept on the slow path)
+    assert_same_report(logs.error_breakdown(text), logs.error_breakdown(logs.parse(text)))
+    lines = edge_case_lines(2_000, seed + 10)
+    assert_same_report(logs.error_breakdown(lines), logs.error_breakdown(logs.parse(lines)))
+    with_ends = [line + "\n" for line in lines]  # as a file object gives them
+    assert_same_report(logs.error_breakdown(with_ends), logs.error_breakdown(logs.parse(lines)))
+
+
+def test_fast_path_on_documented_and_generated_lines(tmp_path: Path, chunk_size: int) -> None:
+    for lines in (DOC_LINES, generate(20_000, seed=5), ["no timestamp at all"]):
+        want = logs.error_breakdown(logs.parse(lines))
+        data = ("\n".join(lines) + "\n").encode()
+        assert_same_report(logs.error_breakdown_bytes(data), want)
+        path = tmp_path / "service.log"
+        path.write_bytes(data)
+        assert_same_report(logs.error_breakdown_file(path), want)
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    assert_same_report(logs.error_breakdown_file(empty), logs.error_breakdown(logs.parse([])))
+    one = logs.error_breakdown_bytes(DOC_LINES[0].encode())  # one line, no newline
+    assert (one.total_lines, one.error_lines) == (1, 1)
+    assert one.by_type["error"].tolist() == ["PoolTimeoutError"]
+    assert one.by_endpoint[["endpoint", "errors"]].values.tolist() == [["/api/checkout", 1]]
+
+
+def test_frames_with_more_columns_and_fewer_rows_still_work() -> None:
+    """What runbooks pass: service_logs() adds a pod column and keeps a time window."""
+    frame = logs.parse(generate(5_000, seed=9)).assign(pod="payments-7d9f")
+    window = frame[frame["time"] >= pd.Timestamp("2025-01-15T14:01:00Z")]
+    report = logs.error_breakdown(window.reset_index(drop=True))
+    assert report.total_lines == len(window)
+    assert report.per_minute["minute"].min() == pd.Timestamp("2025-01-15T14:01:00Z")
+    assert report.error_lines == int(window["level"].isin(logs.ERROR_LEVELS).sum())
