@@ -17,6 +17,7 @@ from . import __version__
 from .capture import snapshot_command
 from .errors import OpsnbError
 from .incidents.cli import incident
+from .postmortem.cli import postmortem_command
 
 
 class OpsnbGroup(click.Group):
