@@ -641,3 +641,17 @@ def fuzz_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
 def test_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert serve_settings.table() in readme
+
+
+def test_alerts_go_on_the_timeline_of_the_service_open_incident(serve, tmp_path, monkeypatch):
+    from opsnb import incidents
+
+    monkeypatch.setenv("OPSNB_INCIDENTS", str(tmp_path / "incidents"))
+    opened = incidents.open_incident("Payment errors", "payments", "SEV-2")
+    h = serve()
+    answer = h.post(payload(alert("a1", runbook="high-error-rate", service="payments"),
+                            alert("a2", runbook="high-error-rate", service="catalog")))  # fmt: skip
+    assert answer.status_code == 200, answer.json()
+    alerts = [e for e in incidents.load(opened.id).events if e.kind == "alert"]
+    assert [(e.data["fingerprint"], e.by) for e in alerts] == [("a1", "alertmanager")]
+    assert incidents.verify(opened.id) is not None

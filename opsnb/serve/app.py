@@ -282,12 +282,42 @@ def _intake(service: Service, payload: models.Webhook) -> list[dict[str, Any]]:
                 reason=route.problem,
             )
         )
-    return service.store.record(
+    outcomes = service.store.record(
         items,
         repeat_interval=settings.repeat_interval,
         queue_size=settings.queue_size,
         resolution=resolution,
     )
+    _record_on_incidents(items, outcomes)
+    return outcomes
+
+
+def _record_on_incidents(items: list[Intake], outcomes: list[dict[str, Any]]) -> None:
+    """Put each accepted alert on the timeline of its service's open incident.
+
+    The alert is already durable in the service's own store; a timeline that cannot be
+    written (no incident, a locked or broken folder) never fails the intake.
+    """
+    from .. import incidents
+
+    for item, outcome in zip(items, outcomes, strict=False):
+        service_name = item.labels.get("service")
+        if not service_name or outcome.get("disposition") == "rejected":
+            continue
+        try:
+            current = incidents.open_for_service(service_name)
+            if current is None:
+                continue
+            incidents.record(
+                current.id, "alert",
+                by="alertmanager",
+                at=item.starts_at if item.status == "firing" else (item.ends_at or None),
+                alertname=item.alertname, status=item.status,
+                fingerprint=item.fingerprint, disposition=outcome.get("disposition"),
+                labels=item.labels, summary=item.annotations.get("summary", ""),
+            )  # fmt: skip
+        except Exception as exc:  # the timeline is best effort here; the alert is stored
+            log.warning("alert %s not recorded on an incident: %s", item.fingerprint, exc)
 
 
 def _add_openapi(app: FastAPI) -> None:
