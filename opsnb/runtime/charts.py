@@ -17,6 +17,21 @@ SIZE = (8.5, 2.6)
 DPI = 72
 
 
+def _fast_inline_png() -> None:
+    """Inline PNGs without ``bbox_inches="tight"``: the layout is already tight, and the
+    default draws every figure twice (once to measure, once to render)."""
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # pragma: no cover - both come with ipykernel
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("png", bbox_inches=None)
+
+
+_fast_inline_png()
+
+
 def series(
     frame: pd.DataFrame,
     *,
