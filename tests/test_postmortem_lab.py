@@ -94,6 +94,7 @@ def incident(lab, tmp_path_factory) -> dict[str, Any]:
     env = {**os.environ, "OPSNB_INCIDENTS": str(root), "OPSNB_USER": "@oncall"}
     seen: dict[str, Any] = {"root": root, "env": env, "base": base}
     wait_healthy(lab)
+    wait_until("no HighErrorRate left from an earlier fault", lambda: firing(lab) is None)
     lab.inject("bad-deploy")
     try:
         alert = wait_until("HighErrorRate to fire", lambda: firing(lab), timeout=90)

@@ -228,7 +228,11 @@ def _num(value: float | None, digits: int = 0) -> str:
 def _related(ctx: Context) -> str:
     names = sorted({c.run.runbook for c in ctx.copies})
     lines = [f"- Runbook `{n}` (`opsnb run {n} --help`)" for n in names]
-    lines.append("- [Incident Response Playbook](./docs/incident-playbook.md)")
+    folder = ctx.gathered.root / ctx.gathered.incident.id
+    lines.append(
+        f"- The incident's record: `{folder / 'events.jsonl'}` (`opsnb incident show "
+        f"{ctx.gathered.incident.id}`)"
+    )
     return "\n".join(lines)
 
 
