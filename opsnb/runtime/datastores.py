@@ -29,25 +29,8 @@ from ..errors import BackendUnavailable, LimitExceeded
 from ..records import Action, Check, Finding
 from . import charts, steps
 from .session import Runbook
-
-
-def _display(obj: Any) -> None:
-    try:
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        print(obj)
-        return
-    display(obj)
-
-
-def _markdown(text: str) -> None:
-    try:
-        from IPython.display import Markdown, display
-    except ImportError:  # pragma: no cover
-        print(text)
-        return
-    display(Markdown(text))
-
+from .show import display as _display
+from .show import markdown as _markdown
 
 # --- Log Access -------------------------------------------------------------------------------
 

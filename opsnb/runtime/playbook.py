@@ -23,6 +23,8 @@ from ..records import Finding
 from . import charts, steps
 from .decide import decide
 from .session import Runbook, first_breach, latest
+from .show import display as _display
+from .show import markdown as _markdown
 
 
 @dataclass
@@ -46,28 +48,6 @@ def measured(rb: Runbook) -> Measured:
     if rb not in _MEASURED:
         _MEASURED[rb] = Measured()
     return _MEASURED[rb]
-
-
-def _display(obj: Any) -> None:
-    try:
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        print(obj)
-        return
-    display(obj)
-
-
-def _markdown(text: str) -> None:
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-    except ImportError:  # pragma: no cover
-        print(text)
-        return
-    if get_ipython() is None:
-        print(text)
-    else:
-        display(Markdown(text))
 
 
 def _slo(rb: Runbook, key: str, default: float) -> float:

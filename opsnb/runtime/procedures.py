@@ -37,6 +37,7 @@ from ..errors import BackendUnavailable, LimitExceeded
 from ..records import Action, Finding
 from . import charts, steps
 from .session import Runbook, latest
+from .show import display as _display
 
 MAX_SETTLE_SECONDS = 90  # the default settle time is one rate window, at most this long
 
@@ -72,15 +73,6 @@ class Procedure:
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _display(obj: Any) -> None:
-    try:
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        print(obj)
-        return
-    display(obj)
 
 
 def _show_diff(diff: str) -> None:

@@ -5,13 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..show import display as _display  # noqa: F401  (used by the step modules)
+
 Marks = Sequence[tuple[Any, str]]
-
-
-def _display(obj: Any) -> None:
-    try:
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        print(obj)
-        return
-    display(obj)
