@@ -155,7 +155,37 @@ def _result_frame(data: Mapping[str, Any]) -> pd.DataFrame:
 # --- the live backend -----------------------------------------------------------------------
 
 
-class PrometheusBackend:
+class NamedQueries:
+    """``named``/``named_range`` over a class's ``query``/``query_range``: shared by the
+    live backend and its snapshot twin, so a named query means the same in both."""
+
+    query: Any
+    query_range: Any
+
+    def named(
+        self,
+        name: str,
+        service: str,
+        window: str = "5m",
+        at: datetime | pd.Timestamp | float | None = None,
+    ) -> pd.DataFrame:
+        """A named query of ``opsnb.promql`` (e.g. "error_rate") for ``service``, instant."""
+        return self.query(render(name, service=service, window=window), at=at)
+
+    def named_range(
+        self,
+        name: str,
+        service: str,
+        window: str,
+        start: datetime | pd.Timestamp | float,
+        end: datetime | pd.Timestamp | float,
+        step: float | int | timedelta | str,
+    ) -> pd.DataFrame:
+        """A named query of ``opsnb.promql`` for ``service`` over [start, end]."""
+        return self.query_range(render(name, service=service, window=window), start, end, step)
+
+
+class PrometheusBackend(NamedQueries):
     """A Prometheus server's HTTP API (``/api/v1``).
 
     Refused connections, timeouts, 5xx answers and query timeouts raise
@@ -242,28 +272,6 @@ class PrometheusBackend:
             "step": f"{duration_seconds(step):g}",
         }
         return _result_frame(self._get("/api/v1/query_range", params))
-
-    def named(
-        self,
-        name: str,
-        service: str,
-        window: str = "5m",
-        at: datetime | pd.Timestamp | float | None = None,
-    ) -> pd.DataFrame:
-        """A named query of ``opsnb.promql`` (e.g. "error_rate") for ``service``, instant."""
-        return self.query(render(name, service=service, window=window), at=at)
-
-    def named_range(
-        self,
-        name: str,
-        service: str,
-        window: str,
-        start: datetime | pd.Timestamp | float,
-        end: datetime | pd.Timestamp | float,
-        step: float | int | timedelta | str,
-    ) -> pd.DataFrame:
-        """A named query of ``opsnb.promql`` for ``service`` over [start, end]."""
-        return self.query_range(render(name, service=service, window=window), start, end, step)
 
     def alerts(self) -> pd.DataFrame:
         """Active alerts as DataFrame[alertname, state ("pending"/"firing"), labels (dict),

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BackendUnavailable
-from ..promql import render
 from . import snapshot_index
 from .kube_objects import (
     RESTARTED_AT,
@@ -59,7 +58,7 @@ from .kube_objects import (
     timestamp,
     utc,
 )
-from .prometheus import duration_seconds, series_frame, unix_seconds
+from .prometheus import NamedQueries, duration_seconds, series_frame, unix_seconds
 
 __all__ = [
     "FORMAT",
@@ -207,7 +206,7 @@ def normalise_query(expr: str) -> str:
     return "".join(out)
 
 
-class SnapshotPrometheus:
+class SnapshotPrometheus(NamedQueries):
     """``PrometheusBackend``'s calls answered from metrics.json.
 
     Series are looked up by their rendered query text (whitespace-normalised). A query
@@ -294,26 +293,6 @@ class SnapshotPrometheus:
             count = int(math.floor((last - first) / step_s + 1e-9)) + 1
             points = first + step_s * np.arange(count, dtype="float64")
         return self._evaluate(expr, points)
-
-    def named(
-        self,
-        name: str,
-        service: str,
-        window: str = "5m",
-        at: datetime | pd.Timestamp | float | None = None,
-    ) -> pd.DataFrame:
-        return self.query(render(name, service=service, window=window), at=at)
-
-    def named_range(
-        self,
-        name: str,
-        service: str,
-        window: str,
-        start: datetime | pd.Timestamp | float,
-        end: datetime | pd.Timestamp | float,
-        step: float | int | timedelta | str,
-    ) -> pd.DataFrame:
-        return self.query_range(render(name, service=service, window=window), start, end, step)
 
     def alerts(self) -> pd.DataFrame:
         """Snapshots do not record alerts: always raises BackendUnavailable."""
