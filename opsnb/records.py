@@ -29,7 +29,7 @@ _ICON = {"ok": "✅", "warn": "⚠️", "fail": "❌", "unavailable": "⛔", "er
 
 
 def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass

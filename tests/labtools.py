@@ -57,7 +57,9 @@ def above(value: float | None, limit: float) -> bool:
     return value is not None and value > limit
 
 
-def wait_until(what: str, probe: Any, timeout: float = 60.0) -> Any:
+def wait_until(what: str, probe: Any, timeout: float = 60.0, lab: Any = None) -> Any:
+    """Polls ``probe`` until it returns something true; on timeout fails the test with the
+    last value (and, given the ``lab``, the fault it reports as in effect)."""
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:
@@ -65,7 +67,8 @@ def wait_until(what: str, probe: Any, timeout: float = 60.0) -> Any:
         if value:
             return value
         time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what} (last: {value!r})")
+    state = f"; lab fault in effect: {lab.active_fault()}" if lab is not None else ""
+    pytest.fail(f"timed out waiting for {what} (last: {value!r}{state})")
 
 
 def wait_healthy(lab: Any) -> None:

@@ -80,9 +80,11 @@ def test_slow_queries_are_named_by_high_latency(lab, tmp_path):
 
 
 def test_pool_exhaustion_is_found_and_terminating_the_holders_frees_the_pool(lab, tmp_path):
+    wait_healthy(lab)  # the slow queries of an earlier test are over
     lab.inject("pool-exhaustion")
     try:
-        wait_until("requests waiting for a connection", lambda: above(pool_waiting(lab), 0))
+        wait_until("requests waiting for a connection", lambda: above(pool_waiting(lab), 0),
+                   lab=lab)  # fmt: skip
         args = ("--target", "lab", "-p", "long_query_seconds", "3", "--out", str(tmp_path))
         done, result = run("db-connection-pool-exhausted", *args)
         assert done.returncode == 0, result["errors"]

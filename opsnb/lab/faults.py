@@ -273,6 +273,7 @@ class ConnectionHog:
         self.active = min(active, holders)
         self._active: list[psycopg.Connection[Any]] = []
         self._held = 0
+        self._pending = 0  # holders still waiting for their connection
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -280,6 +281,7 @@ class ConnectionHog:
         self._all_held = threading.Event()
 
     def start(self, timeout: float = 10.0) -> ConnectionHog:
+        self._pending = self.holders
         for i in range(self.holders):
             t = threading.Thread(target=self._hold, args=(i < self.active,), daemon=True,
                                  name=f"pool-hog-{i}")  # fmt: skip
@@ -292,6 +294,12 @@ class ConnectionHog:
         """How many sessions are still held."""
         with self._lock:
             return self._held
+
+    def engaged(self) -> bool:
+        """Still holding a session, or still waiting for one (in-flight requests may keep
+        connections a little longer than the start waited)."""
+        with self._lock:
+            return self._held + self._pending > 0
 
     def release(self, timeout: float = 5.0) -> None:
         """Commit nothing, roll everything back, give the connections back."""
@@ -315,8 +323,11 @@ class ConnectionHog:
         try:
             conn = self.pool.getconn(timeout=30.0)
         except (PoolTimeout, psycopg.Error):
+            with self._lock:
+                self._pending -= 1
             return
         with self._lock:
+            self._pending -= 1
             self._held += 1
             if self._held >= self.holders:
                 self._all_held.set()
@@ -566,7 +577,7 @@ class PoolExhaustion(Fault):
         self.pods = {p["metadata"]["name"] for p in lab.revision_pods()}
 
     def in_effect(self, lab: LabHandle) -> bool:
-        return self.hog is not None and self.hog.holding() > 0
+        return self.hog is not None and self.hog.engaged()
 
     def tick(self, lab: LabHandle) -> None:
         # the pods that held the sessions are gone (restart, rollback): so are their sessions
