@@ -59,7 +59,8 @@ def above(value: float | None, limit: float) -> bool:
 
 def wait_until(what: str, probe: Any, timeout: float = 60.0, lab: Any = None) -> Any:
     """Polls ``probe`` until it returns something true; on timeout fails the test with the
-    last value (and, given the ``lab``, the fault it reports as in effect)."""
+    last value and, given the ``lab``, the fault in effect, the service's pool and whether
+    Prometheus still scrapes it."""
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:
@@ -67,7 +68,11 @@ def wait_until(what: str, probe: Any, timeout: float = 60.0, lab: Any = None) ->
         if value:
             return value
         time.sleep(0.5)
-    state = f"; lab fault in effect: {lab.active_fault()}" if lab is not None else ""
+    state = ""
+    if lab is not None:
+        pool = lab.app.pool_stats() if lab.app is not None else {}
+        up = query(lab, "min(up)") if lab.prometheus is not None else None
+        state = f"; lab fault in effect: {lab.active_fault()}; service pool: {pool}; up: {up}"
     pytest.fail(f"timed out waiting for {what} (last: {value!r}{state})")
 
 

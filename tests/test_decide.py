@@ -75,3 +75,22 @@ def test_series_helpers():
     assert first_breach(frame([0.0, 0.0]), 0.01) is None
     assert latest(frame([])) is None
     assert ratio_to_baseline(frame([100] * 10 + [300] * 10)) == pytest.approx(3.0)
+
+
+def test_a_finished_latency_episode_does_not_hide_the_rollout_behind_todays_errors():
+    """p99 crossed the SLO an hour ago and recovered; errors began 3 min after a rollout:
+    the onset is the errors' start, and the rollout is the cause."""
+    rollout = pd.Timestamp("2025-01-15T14:00:00Z")
+    facts = Facts(
+        error_rate=0.05,
+        latency_p99=0.2,
+        errors_began_at=rollout + pd.Timedelta(minutes=3),
+        slow_since=rollout - pd.Timedelta(minutes=60),
+        rollout_revision=7,
+        rollout_at=rollout,
+    )
+    assert facts.onset == rollout + pd.Timedelta(minutes=3)
+    assert [(f.cause, f.recommendation) for f in decide(facts)][0] == (
+        "recent-deployment",
+        "rollback",
+    )

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,11 @@ def incident(lab, tmp_path_factory) -> dict[str, Any]:
     seen: dict[str, Any] = {"root": root, "env": env, "base": base}
     wait_healthy(lab)
     wait_until("no HighErrorRate left from an earlier fault", lambda: firing(lab) is None)
+    # no error at all in the last rate window, so the impact begins with this fault
+    wait_until(
+        "an error rate under the 0.1% SLO", lambda: below(error_rate(lab), 0.001), timeout=90
+    )
+    seen["injected"] = datetime.now(UTC)
     lab.inject("bad-deploy")
     try:
         alert = wait_until("HighErrorRate to fire", lambda: firing(lab), timeout=90)
@@ -206,7 +211,9 @@ def test_impact_and_detection_match_prometheus(lab, incident):
     # Time to detect: the impact start to the alert.
     ttd = next(m for m in summary["detection"] if m["name"] == "Time to detect")
     assert abs(ttd["seconds"] - (incident["fired"] - expected_start).total_seconds()) <= 2
-    assert 0 < ttd["seconds"] < 60
+    # the impact began with the injected fault, and the alert came after it
+    assert expected_start >= incident["injected"] - timedelta(seconds=2), expected_start
+    assert 0 < ttd["seconds"] <= (incident["fired"] - incident["injected"]).total_seconds() + 2
     # Failed and total requests: the raw counters' growth over the window, not the rates
     # the postmortem integrates (the app is one process: its counters never reset).
     errors = f'sum(http_requests_total{{service="{SERVICE}", status=~"5.."}})'

@@ -83,8 +83,7 @@ def test_pool_exhaustion_is_found_and_terminating_the_holders_frees_the_pool(lab
     wait_healthy(lab)  # the slow queries of an earlier test are over
     lab.inject("pool-exhaustion")
     try:
-        wait_until("requests waiting for a connection", lambda: above(pool_waiting(lab), 0),
-                   lab=lab)  # fmt: skip
+        wait_until("requests waiting for a connection", lambda: pool_waiting(lab), lab=lab)
         args = ("--target", "lab", "-p", "long_query_seconds", "3", "--out", str(tmp_path))
         done, result = run("db-connection-pool-exhausted", *args)
         assert done.returncode == 0, result["errors"]
@@ -157,3 +156,21 @@ def test_a_traffic_spike_the_service_absorbs_is_healthy_but_noted(lab, tmp_path)
         assert "x the baseline" in " ".join(result["findings"][0]["evidence"])
     finally:
         lab.clear()
+
+
+def test_an_alerts_start_widens_the_window_to_before_it(tmp_path):
+    """opsnb serve passes the alert's name and startsAt: the run says which alert started it,
+    and its window reaches back to 10 minutes before the alert began (the demo's now is
+    14:30 UTC; a 5-minute window alone would start at 14:25)."""
+    done, result = run(
+        "high-error-rate", "-p", "window_minutes", "5", "-p", "alertname", "HighErrorRate",
+        "-p", "starts_at", "2025-01-15T14:05:00Z", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, result["errors"]
+    notebook = (Path(done.stdout.strip().splitlines()[-1]) / "high-error-rate.ipynb").read_text()
+    assert "window 2025-01-15 13:55 to 14:30 UTC" in notebook
+    assert "Started by alert HighErrorRate firing since 2025-01-15 14:05:00 UTC" in notebook
+    done, result = run("high-error-rate", "-p", "window_minutes", "5", "--out", str(tmp_path))
+    notebook = (Path(done.stdout.strip().splitlines()[-1]) / "high-error-rate.ipynb").read_text()
+    assert "window 2025-01-15 14:25 to 14:30 UTC" in notebook
+    assert "Started by alert" not in notebook

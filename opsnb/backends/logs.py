@@ -154,6 +154,12 @@ def _empty_frame() -> pd.DataFrame:
     )
 
 
+def lines_of(lines: Iterable[str] | str | bytes) -> list[str]:
+    """The lines ``parse`` would read from ``lines`` (a text, bytes or an iterable of lines),
+    without their line ends."""
+    return _split(lines)[1]
+
+
 def _split(lines: Iterable[str] | str | bytes) -> tuple[str, list[str]]:
     """The list of lines, and one text holding them: the lines joined by ``\n``, one more
     ``\n`` and zero padding (so the body has exactly one ``\n`` between lines)."""

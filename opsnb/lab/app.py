@@ -359,16 +359,23 @@ class LabApp:
 
     # lifecycle ----------------------------------------------------------------------------
 
-    def start(self, timeout: float = 15.0) -> LabApp:
-        self.pool = ConnectionPool(
+    def _new_pool(self, size: int, *, wait: float | None = None) -> ConnectionPool:
+        pool = ConnectionPool(
             self.conninfo,
-            min_size=min(2, self.pool_size),
-            max_size=self.pool_size,
+            min_size=min(2, size),
+            max_size=size,
             timeout=self.pool_timeout,
+            # a session ended from outside (pg_terminate_backend by a runbook) is replaced
+            # when next taken, as production pools are configured to do
+            check=ConnectionPool.check_connection,
             open=False,
             name=f"{self.service}-pool",
         )
-        self.pool.open(wait=True, timeout=timeout)
+        pool.open(wait=wait is not None, timeout=wait or 30.0)
+        return pool
+
+    def start(self, timeout: float = 15.0) -> LabApp:
+        self.pool = self._new_pool(self.pool_size, wait=timeout)
         self.redis = redis.Redis.from_url(
             self.redis_url,
             password=self.redis_password,
@@ -554,7 +561,12 @@ class LabApp:
         if wanted != self.pool.max_size:
             with self._pool_lock:
                 if wanted != self.pool.max_size:
-                    self.pool.resize(min(self.pool.min_size, wanted), wanted)
+                    # A new pool, as the restarted pods of a rollout would have: resizing in
+                    # place keeps every connection of a bigger pool until max_idle (10 min).
+                    old, self.pool = self.pool, self._new_pool(wanted)
+                    # lent-out connections close as they come back to the closed pool
+                    threading.Thread(target=old.close, kwargs={"timeout": 30.0},
+                                     name="old-pool-close", daemon=True).start()  # fmt: skip
         return self.pool
 
     @contextlib.contextmanager

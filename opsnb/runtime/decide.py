@@ -72,7 +72,13 @@ class Facts:
 
     @property
     def onset(self) -> Any:
-        """When the symptoms began: the first error-rate or latency breach."""
+        """When the symptoms began: the earliest start of a breach still going on. A breach
+        that is over (slow queries an hour ago, with errors now) is another episode and
+        would put the onset before a rollout that caused the current one."""
+        breaches = ((self.errors_began_at, self.erroring), (self.slow_since, self.slow))
+        current = [t for t, ongoing in breaches if t is not None and ongoing]
+        if current:
+            return min(current)
         times = [t for t in (self.errors_began_at, self.slow_since) if t is not None]
         return min(times) if times else None
 

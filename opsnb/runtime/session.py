@@ -65,11 +65,15 @@ class Runbook:
         window_minutes: int = 60,
         apply: bool = False,
         mode: str | None = None,
+        alert: str = "",
+        alert_started: str = "",
     ) -> None:
         self.target = target
         self.service = service
         self.runbook = runbook
         self.window = timedelta(minutes=window_minutes)
+        self.alert = alert
+        self.alert_started = _alert_start(alert_started)
         self.apply_requested = bool(apply)
         self.mode = mode or os.environ.get("OPSNB_MODE", "manual")
         self.checks: list[Check] = []
@@ -97,7 +101,23 @@ class Runbook:
 
     @property
     def start(self) -> pd.Timestamp:
-        return self.now - self.window
+        """The window's start; it reaches back to ``ALERT_LEAD`` before the alert began (at
+        most ``MAX_ALERT_LOOKBACK``), so the onset that fired the alert is always in view."""
+        start = self.now - self.window
+        began = self.alert_started
+        if began is not None and self.now - MAX_ALERT_LOOKBACK <= began <= self.now:
+            start = min(start, began - ALERT_LEAD)
+        return start
+
+    def alert_context(self) -> str:
+        """One line on the alert that started this run; empty for a run started by hand."""
+        if not self.alert and self.alert_started is None:
+            return ""
+        began = self.alert_started
+        since = f" firing since {began:%Y-%m-%d %H:%M:%S} UTC" if began is not None else ""
+        if began is not None and not self.now - MAX_ALERT_LOOKBACK <= began <= self.now:
+            since += f" (outside the data, which ends {self.now:%Y-%m-%d %H:%M} UTC)"
+        return f"Started by alert {self.alert or '(unnamed)'}{since}"
 
     @property
     def rate_window(self) -> str:
@@ -108,7 +128,7 @@ class Runbook:
     def range_args(self, step_seconds: int | None = None) -> dict[str, Any]:
         """Keyword arguments for ``named_range``: this service over the runbook's window."""
         if step_seconds is None:
-            step_seconds = max(5, int(self.window.total_seconds() // 240))
+            step_seconds = max(5, int((self.now - self.start).total_seconds() // 240))
             if self.snapshot is not None:
                 step_seconds = int(self.snapshot.meta.get("step_seconds", 60))
         return {
@@ -167,14 +187,15 @@ class Runbook:
         from ..backends import logs
 
         per_pod = self.k8s.logs_for(self.service.selector, previous=previous, tail=tail)
-        frames = []
-        for pod, lines in per_pod.items():
-            frame = logs.parse(lines)
-            frame["pod"] = pod
-            frames.append(frame)
-        if not frames:
-            return logs.parse([]).assign(pod=pd.Series(dtype="object"))
-        frame = pd.concat(frames, ignore_index=True)
+        # one parse of every pod's lines: building a frame has a fixed cost that six small
+        # frames pay six times
+        pods, lines = [], []
+        for pod, text in per_pod.items():
+            own = logs.lines_of(text)
+            pods.append((pod, len(own)))
+            lines.extend(own)
+        frame = logs.parse(lines)
+        frame["pod"] = pd.Series([pod for pod, count in pods for _ in range(count)], dtype="object")
         in_window = frame["time"].isna() | (
             (frame["time"] >= self.start) & (frame["time"] <= self.now)
         )
@@ -362,8 +383,13 @@ def open_runbook(
     runbook: str = "runbook",
     window_minutes: int = 60,
     apply: bool = False,
+    alert: str = "",
+    alert_started: str = "",
 ) -> Runbook:
-    """Open a session for ``service`` on ``target`` (config is read as ``opsnb run`` reads it)."""
+    """Open a session for ``service`` on ``target`` (config is read as ``opsnb run`` reads it).
+
+    ``alert`` and ``alert_started`` (ISO 8601) name the alert that started the run, as
+    ``opsnb serve`` passes them: the window then reaches back to before the alert began."""
     resolved = get_target(target)
     return Runbook(
         resolved,
@@ -371,7 +397,26 @@ def open_runbook(
         runbook=runbook,
         window_minutes=window_minutes,
         apply=apply,
+        alert=alert,
+        alert_started=alert_started,
     )
+
+
+ALERT_LEAD = timedelta(minutes=10)  # what the window shows before the alert began
+MAX_ALERT_LOOKBACK = timedelta(hours=24)  # an alert older than this does not widen it
+
+
+def _alert_start(text: str) -> pd.Timestamp | None:
+    """An alert's ``startsAt``; None when empty. A malformed one is a parameter error."""
+    if not text:
+        return None
+    try:
+        moment = pd.Timestamp(text)
+    except ValueError:
+        raise ValueError(
+            f"starts_at {text!r} is not an ISO 8601 time (e.g. 2025-01-15T14:20:00Z)"
+        ) from None
+    return moment.tz_localize(UTC) if moment.tzinfo is None else moment.tz_convert(UTC)
 
 
 # --- small helpers runbook cells use on series frames -------------------------------------

@@ -45,6 +45,8 @@ def engine_executor(settings: ServeSettings, pool: KernelPool) -> Executor:
             mode="automated",
             cell_timeout=settings.cell_timeout,
             deadline=settings.run_deadline,
+            # nobody watches an automated run's notebook while it runs; a crash re-runs it
+            save_every_cell=False,
         )
         try:
             prepared = prepare(request)  # the config may have changed since the alert came in
