@@ -229,6 +229,8 @@ def test_pool_exhaustion_ends_with_a_rollout_or_clear(lab, kube):
 
 
 def test_slow_queries_raise_p99_with_slow_active_queries_to_explain(lab):
+    # the errors measured below are this fault's, not what is left of an earlier one
+    wait_for("no errors before the fault", lambda: (prom(lab, ERRORS) or 0) < 0.01, 30)
     lab.inject("slow-queries")
     try:
         slow = wait_for(

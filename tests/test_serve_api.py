@@ -269,12 +269,14 @@ def test_target_routes_and_declared_parameters_only(serve):
         and "default_target" in (outcomes["f2"]["reason"])
     )
     (run,) = h.finished(1)
-    # Only what high-error-rate declares, converted to its types; target and apply never
-    # come from an alert.
+    # Only what high-error-rate declares (severity and env are not), converted to its
+    # types; target and apply never come from an alert.
     assert run["parameters"] == {
         "service": "payments",
         "window_minutes": 15,
         "error_threshold": 0.05,
+        "alertname": "HighErrorRate",
+        "starts_at": "2026-11-30T12:00:00Z",
     }
     assert run["target"] == "demo" and run["apply"] == 0
 

@@ -14,6 +14,7 @@ goes on; any other exception is a real failure of the runbook and propagates.
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import traceback
 from collections.abc import Callable, Iterator
@@ -131,10 +132,16 @@ class Runbook:
             step_seconds = max(5, int((self.now - self.start).total_seconds() // 240))
             if self.snapshot is not None:
                 step_seconds = int(self.snapshot.meta.get("step_seconds", 60))
+        start = self.start
+        if self.snapshot is None:
+            # Prometheus evaluates at start + k * step up to the end: a start a whole number
+            # of steps before now puts the last point at now, not up to a step earlier.
+            steps = math.ceil((self.now - start).total_seconds() / step_seconds)
+            start = self.now - pd.Timedelta(seconds=steps * step_seconds)
         return {
             "service": self.service.name,
             "window": self.rate_window,
-            "start": self.start,
+            "start": start,
             "end": self.now,
             "step": step_seconds,
         }
