@@ -10,7 +10,7 @@ The shipped rules use production windows (5 m rates, 2 m ``for``); the lab's fiv
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,9 @@ def wired(lab, tmp_path: Path):
     lab_am = lab.alertmanager.config_path.read_text()
     try:
         wait_healthy(lab)
+        # An alert of an earlier test still active in Alertmanager would be sent to serve as
+        # soon as the receiver changes, and its fingerprint is the one this test fires.
+        wait_until("no alert active in Alertmanager", lambda: not active_alerts(lab), timeout=90)
         lab.prometheus.reconfigure(rule_files=[rules])
         lab.alertmanager.config_path.write_text(
             yaml.safe_dump(alertmanager_config(serve.url, token_file), sort_keys=False)
@@ -130,6 +133,11 @@ def when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def active_alerts(lab: Any) -> list[dict[str, Any]]:
+    url = f"{lab.alertmanager.url}/api/v2/alerts"
+    return list(httpx.get(url, params={"active": "true"}, timeout=5).json())
+
+
 def runs(serve: ServeProcess) -> list[dict[str, Any]]:
     return list(httpx.get(f"{serve.url}/api/v1/runs", timeout=10).json()["runs"])
 
@@ -143,6 +151,7 @@ def finished_run(serve: ServeProcess, alertname: str, kind: str) -> dict[str, An
 
 def test_a_fault_fires_the_shipped_rule_and_serve_diagnoses_then_verifies(lab, wired) -> None:
     serve = wired
+    injected = datetime.now(UTC)
     lab.inject("bad-deploy")
     httpx.post(f"{lab.kube.url}/_test/reset-requests", timeout=5)  # after the bad release
     wait_until("the error rate to pass 1%", lambda: (error_rate(lab) or 0) > 0.01, lab=lab)
@@ -161,6 +170,7 @@ def test_a_fault_fires_the_shipped_rule_and_serve_diagnoses_then_verifies(lab, w
     received = next(a for a in alerts if a["run_id"] == diagnosis["id"])
     assert received["labels"]["runbook"] == "high-error-rate"  # the shipped rule's label
     assert received["generator_url"].startswith(lab.prometheus.url)  # from real Prometheus
+    assert when(received["starts_at"]) >= injected - timedelta(seconds=1)  # this fault's alert
     detail = httpx.get(f"{serve.url}/api/v1/runs/{diagnosis['id']}", timeout=10).json()
     result = detail["result"]
     assert result["findings"][0]["cause"] == "recent-deployment", result["findings"]
