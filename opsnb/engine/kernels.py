@@ -39,7 +39,8 @@ def _ready_client_class() -> type:
 
     class ReadyKernelClient(AsyncKernelClient):
         async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
-            end = time.monotonic() + (60.0 if timeout is None else timeout)
+            limit = 60.0 if timeout is None else timeout
+            end = time.monotonic() + limit
             while True:
                 msg_id = self.kernel_info()
                 try:
@@ -55,7 +56,7 @@ def _ready_client_class() -> type:
                 if not await self._async_is_alive():
                     raise RuntimeError("Kernel died before replying to kernel_info")
                 if time.monotonic() > end:
-                    raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+                    raise RuntimeError(f"Kernel didn't respond in {limit:g} seconds")
 
         wait_for_ready = _async_wait_for_ready
 

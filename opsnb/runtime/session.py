@@ -105,10 +105,14 @@ class Runbook:
         """The window's start; it reaches back to ``ALERT_LEAD`` before the alert began (at
         most ``MAX_ALERT_LOOKBACK``), so the onset that fired the alert is always in view."""
         start = self.now - self.window
-        began = self.alert_started
-        if began is not None and self.now - MAX_ALERT_LOOKBACK <= began <= self.now:
-            start = min(start, began - ALERT_LEAD)
+        if self.alert_started is not None and self._alert_in_data():
+            start = min(start, self.alert_started - ALERT_LEAD)
         return start
+
+    def _alert_in_data(self) -> bool:
+        """The alert began within ``MAX_ALERT_LOOKBACK`` before this target's now."""
+        began = self.alert_started
+        return began is not None and self.now - MAX_ALERT_LOOKBACK <= began <= self.now
 
     def alert_context(self) -> str:
         """One line on the alert that started this run; empty for a run started by hand."""
@@ -116,7 +120,7 @@ class Runbook:
             return ""
         began = self.alert_started
         since = f" firing since {began:%Y-%m-%d %H:%M:%S} UTC" if began is not None else ""
-        if began is not None and not self.now - MAX_ALERT_LOOKBACK <= began <= self.now:
+        if began is not None and not self._alert_in_data():
             since += f" (outside the data, which ends {self.now:%Y-%m-%d %H:%M} UTC)"
         return f"Started by alert {self.alert or '(unnamed)'}{since}"
 
