@@ -307,7 +307,7 @@ def _images(template: Obj) -> dict[str, str]:
 
 
 def deployment_summary(deployment: Obj) -> dict[str, Any]:
-    """dict(name, replicas, ready, available, updated, revision, image, images,
+    """dict(name, created, replicas, ready, available, updated, revision, image, images,
     generation, observed_generation, resources, conditions).
 
     ``replicas`` is the desired count, ``ready``/``available``/``updated`` come from the
@@ -322,6 +322,7 @@ def deployment_summary(deployment: Obj) -> dict[str, Any]:
     containers = _get(spec, "template", "spec", "containers", default=[])
     return {
         "name": _get(deployment, "metadata", "name"),
+        "created": timestamp(_get(deployment, "metadata", "creationTimestamp")),
         "replicas": int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
         "ready": int(status.get("readyReplicas") or 0),
         "available": int(status.get("availableReplicas") or 0),

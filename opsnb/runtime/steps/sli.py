@@ -12,6 +12,9 @@ from .. import charts
 from ..session import Runbook, first_breach, latest, ratio_to_baseline
 from ._common import Marks, _display
 
+# A ReplicaSet created this soon after its deployment is the deployment's first, not a rollout.
+INITIAL_REPLICASET = pd.Timedelta(seconds=10)
+
 
 def rollouts(rb: Runbook) -> list[tuple[Any, str]]:
     """Rollout history; a revision created inside the window becomes the prime suspect.
@@ -21,15 +24,21 @@ def rollouts(rb: Runbook) -> list[tuple[Any, str]]:
         history = rb.k8s.rollout_history(rb.service.deployment)
         _display(history.tail(5))
         # Only the revision running now can be the cause, and only if its ReplicaSet is new:
-        # the earliest ReplicaSet is the deployment's creation, and a rollback re-uses an old
-        # ReplicaSet (a known-good template) whose creation time stays where it was.
-        first_created = history["created"].min() if not history.empty else None
-        changes = history[(history["created"] >= rb.start) & (history["created"] != first_created)]
+        # the ReplicaSet made with the deployment is no rollout, and a rollback re-uses an old
+        # ReplicaSet (a known-good template) whose creation time stays where it was. The first
+        # ReplicaSet is the oldest one, if it is as old as the deployment: once
+        # revisionHistoryLimit has pruned it, the oldest one left is a rollout like any other.
+        oldest = history["created"] == history["created"].min()
+        born = rb.k8s.deployment(rb.service.deployment).get("created")
+        initial = oldest
+        if pd.notna(born):
+            initial = oldest & (history["created"] <= born + INITIAL_REPLICASET)
+        changes = history[(history["created"] >= rb.start) & ~initial]
         marks = [(row.created, f"rev {row.revision}") for row in changes.itertuples()]
         current = history.sort_values("revision").iloc[-1] if not history.empty else None
         if current is None:
             check.warn("no rollout history")
-        elif current.created < rb.start or current.created == first_created:
+        elif current.created < rb.start or bool(initial[current.name]):
             check.ok(
                 f"current revision {current.revision} ({current.image}) dates from "
                 f"{current.created:%Y-%m-%d %H:%M} UTC"
