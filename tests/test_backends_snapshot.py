@@ -714,3 +714,31 @@ def test_snapshot_import_does_not_load_client_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_sample_at_now_is_found_whatever_its_milliseconds(tmp_path: Path) -> None:
+    """A capture's newest sample is at exactly ``now``. Prometheus writes its time as decimal
+    seconds and snapshot.json as an ISO time; the two must meet at every millisecond, even
+    where nanoseconds / 1e9 and the decimal text round to neighbouring floats."""
+    expr = render("error_rate", service="payments", window="20s")
+    first = pd.Timestamp("2026-11-30T16:00:00Z")
+    for ms in range(0, 1000, 7):
+        now = first + pd.Timedelta(milliseconds=ms)
+        seconds = f"{now.value // 10**9}.{ms:03d}"
+        folder = tmp_path / f"at-{ms}"
+        write(
+            folder / "snapshot.json",
+            {
+                "format": "opsnb-snapshot/1",
+                "service": "payments",
+                "now": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                "step_seconds": 15,
+            },
+        )
+        # a series that began with this very sample (a new error counter has one point)
+        write(
+            folder / "metrics.json",
+            {"series": [{"query": expr, "metric": {}, "values": [[float(seconds), "0.4"]]}]},
+        )
+        prom = SnapshotPrometheus(Snapshot(folder))
+        assert prom.named("error_rate", "payments", "20s")["value"].tolist() == [0.4], ms

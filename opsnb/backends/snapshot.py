@@ -174,6 +174,7 @@ class Snapshot:
 
 # --- Prometheus ---------------------------------------------------------------------------------
 
+_HALF_MS = 0.0005
 _TOKEN_CHAR = re.compile(r"[A-Za-z0-9_:.]")
 
 
@@ -259,7 +260,10 @@ class SnapshotPrometheus(NamedQueries):
         for labels, times, values in self._series(expr):
             if not len(times) or not len(points):
                 continue
-            idx = np.searchsorted(times, points, side="right") - 1
+            # Sample times are whole milliseconds, written as decimal seconds by Prometheus,
+            # while ``now`` comes from an ISO time: the same instant can land on neighbouring
+            # floats, so "at or before t" allows for half a millisecond.
+            idx = np.searchsorted(times, points + _HALF_MS, side="right") - 1
             found = idx >= 0
             safe = np.where(found, idx, 0)
             found &= points - times[safe] <= self._lookback
