@@ -1,0 +1,83 @@
+"""Runbook charts: how they are drawn must not change what they show."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageChops
+
+from opsnb.runtime import charts
+
+matplotlib.use("agg")
+TIMES = pd.date_range("2026-11-30T12:00Z", periods=240, freq="15s")
+RNG = np.random.default_rng(7)
+CASES = {
+    "percent with threshold and rollout": (
+        pd.DataFrame({"timestamp": TIMES, "value": np.abs(RNG.standard_normal(240)) / 50}),
+        {"threshold": 0.01, "percent": True, "rollouts": [(TIMES[100], "rev 3")]},
+    ),
+    # values in the hundreds of millions: the axis needs its "1e8" factor
+    "bytes by pod": (
+        pd.DataFrame(
+            {
+                "timestamp": list(TIMES) * 2,
+                "value": np.r_[RNG.uniform(2e8, 3e8, 240), RNG.uniform(1e8, 2e8, 240)],
+                "pod": ["a"] * 240 + ["b"] * 240,
+            }
+        ),
+        {"by": "pod"},
+    ),  # fmt: skip
+    "seconds": (
+        pd.DataFrame({"timestamp": TIMES, "value": RNG.uniform(0.1, 1.5, 240)}),
+        {"seconds": True, "threshold": 0.5},
+    ),
+    "no data": (pd.DataFrame({"timestamp": [], "value": []}), {}),
+}
+
+
+def png(fig) -> Image.Image:
+    buf = io.BytesIO()
+    fig.canvas.print_figure(buf, format="png", bbox_inches=None)
+    return Image.open(buf).convert("RGB")
+
+
+def same_picture(a: Image.Image, b: Image.Image) -> bool:
+    return a.size == b.size and ImageChops.difference(a, b).getbbox() is None
+
+
+@pytest.fixture()
+def no_display(monkeypatch):
+    """show=True without a notebook: plt.show does nothing, the figure is kept for us."""
+    monkeypatch.setattr(charts.plt, "show", lambda *a, **k: None)
+    monkeypatch.setattr(charts.plt, "close", lambda *a, **k: None)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_shown_chart_looks_like_the_live_one(case, no_display) -> None:
+    frame, options = CASES[case]
+    live = charts.series(frame, title=case, show=False, **options)
+    shown = charts.series(frame, title=case, show=True, **options)
+    assert same_picture(png(live), png(shown))
+    # the shown figure's ticks are fixed and it has no layout engine to redo on every render
+    assert shown.get_layout_engine() is None
+    assert type(shown.axes[0].xaxis.get_major_locator()).__name__ == "FixedLocator"
+    assert type(live.axes[0].xaxis.get_major_locator()).__name__ != "FixedLocator"
+
+
+def test_the_common_factor_of_large_values_is_kept(no_display) -> None:
+    frame, options = CASES["bytes by pod"]
+    shown = charts.series(frame, title="memory", show=True, **options)
+    shown.canvas.draw()
+    assert shown.axes[0].yaxis.get_offset_text().get_text() == "1e8"
+
+
+def test_bars_look_the_same(no_display) -> None:
+    frame = pd.DataFrame({"error": ["Timeout", "ConnectionError", "KeyError"],
+                          "count": [120, 30000, 4]})  # fmt: skip
+    live = charts.bars(frame, x="error", y="count", title="Errors", show=False)
+    shown = charts.bars(frame, x="error", y="count", title="Errors", show=True)
+    assert same_picture(png(live), png(shown))
