@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import matplotlib
+import matplotlib.dates
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,9 +63,10 @@ def test_a_shown_chart_looks_like_the_live_one(case, no_display) -> None:
     live = charts.series(frame, title=case, show=False, **options)
     shown = charts.series(frame, title=case, show=True, **options)
     assert same_picture(png(live), png(shown))
-    # the shown figure's ticks are fixed and it has no layout engine to redo on every render
+    # no layout engine to redo on every render; the shown figure's time ticks are fixed
     assert shown.get_layout_engine() is None
-    assert type(shown.axes[0].xaxis.get_major_locator()).__name__ == "FixedLocator"
+    fixed = type(shown.axes[0].xaxis.get_major_locator()).__name__ == "FixedLocator"
+    assert fixed == (not frame.empty)
     assert type(live.axes[0].xaxis.get_major_locator()).__name__ != "FixedLocator"
 
 
@@ -73,6 +75,24 @@ def test_the_common_factor_of_large_values_is_kept(no_display) -> None:
     shown = charts.series(frame, title="memory", show=True, **options)
     shown.canvas.draw()
     assert shown.axes[0].yaxis.get_offset_text().get_text() == "1e8"
+    # the date is written once, beside the time axis
+    assert shown.axes[0].xaxis.get_offset_text().get_text() == "2026-Nov-30"
+
+
+def test_breaches_are_shaded_from_midpoint_to_midpoint(no_display) -> None:
+    times = pd.date_range("2026-11-30T12:00Z", periods=6, freq="60s")
+    frame = pd.DataFrame({"timestamp": times, "value": [0.0, 0.2, 0.3, 0.0, 0.0, 0.5]})
+    fig = charts.series(frame, title="breach", threshold=0.1, show=True)
+    (shade,) = [c for c in fig.axes[0].collections if len(c.get_paths())]
+    spans = sorted(
+        (round(p.vertices[:, 0].min(), 6), round(p.vertices[:, 0].max(), 6))
+        for p in shade.get_paths()
+    )
+    x = matplotlib.dates.date2num(times)
+    assert spans == [
+        (round((x[0] + x[1]) / 2, 6), round((x[2] + x[3]) / 2, 6)),
+        (round((x[4] + x[5]) / 2, 6), round(x[5], 6)),
+    ]
 
 
 def test_bars_look_the_same(no_display) -> None:

@@ -149,7 +149,16 @@ class WarmKernel:
         finally:
             client.stop_channels()
 
-    def shutdown(self) -> None:
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop the kernel and remove its sockets. ``wait=False`` does it in a thread:
+        jupyter_client polls for the process to exit every 0.1 s, time a finished run need
+        not spend. The thread is not a daemon, so a CLI run still reaps its kernel at exit."""
+        if not wait:
+            threading.Thread(target=self._stop, name="opsnb-kernel-shutdown").start()
+            return
+        self._stop()
+
+    def _stop(self) -> None:
         if self.km.has_kernel:
             self._run_sync(self.km.shutdown_kernel)(now=True)
         self._run_sync(self.km.cleanup_resources)()

@@ -191,7 +191,7 @@ def execute(prepared: Prepared, kernel: WarmKernel | None = None) -> RunResult:
     except Exception as exc:  # the kernel died, would not start, or the deadline passed
         error = {"ename": type(exc).__name__, "evalue": prepared.redactor.text(str(exc))}
     finally:
-        kernel.shutdown()
+        kernel.shutdown(wait=False)  # each kernel serves one run; nothing waits for its exit
     finished_at, duration = utcnow(), time.monotonic() - began
 
     nb = redacting_io.last_written(nb_path)

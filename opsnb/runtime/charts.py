@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+from matplotlib.collections import PolyCollection
 from matplotlib.layout_engine import TightLayoutEngine
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter
 
@@ -38,21 +41,27 @@ def _finish(fig: Any, *, final: bool) -> None:
 
     ``fig.tight_layout()`` would leave a placeholder layout engine behind, and any layout
     engine makes every PNG render draw the figure twice. A ``final`` figure (about to be
-    shown and closed) also gets its ticks fixed first: the layout pass and the draw would
-    each recompute them a dozen times, and date ticks (rrules) are a chart's slowest part.
+    shown and closed) first gets its date ticks fixed: the layout pass and the draw would
+    recompute them a dozen times, and date ticks (rrules) are a chart's slowest part. Only
+    date ticks: they depend on the time span alone, where numeric ticks depend on the axes'
+    size, which the layout changes.
     """
     if final:
         for ax in fig.axes:
             for axis in (ax.xaxis, ax.yaxis):
-                low, high = sorted(axis.get_view_interval())
-                ticks = [t for t in axis.get_major_locator()() if low <= t <= high]
-                formatter = axis.get_major_formatter()
-                labels = FixedFormatter(formatter.format_ticks(ticks))
-                # ScalarFormatter puts a common factor ("1e8") beside the axis: keep it
-                labels.set_offset_string(formatter.get_offset())
-                axis.set_major_locator(FixedLocator(ticks))
-                axis.set_major_formatter(labels)
+                if isinstance(axis.get_major_locator(), mdates.DateLocator):
+                    _fix_ticks(axis)
     TightLayoutEngine().execute(fig)
+
+
+def _fix_ticks(axis: Any) -> None:
+    low, high = sorted(axis.get_view_interval())
+    ticks = [t for t in axis.get_major_locator()() if low <= t <= high]
+    formatter = axis.get_major_formatter()
+    labels = FixedFormatter(formatter.format_ticks(ticks))
+    labels.set_offset_string(formatter.get_offset())  # the date once, beside the axis
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(labels)
 
 
 def series(
@@ -85,11 +94,7 @@ def series(
     if threshold is not None:
         ax.axhline(threshold, color="#cf222e", linestyle="--", linewidth=1, label=threshold_label)
         if not frame.empty and not by:
-            above = frame["value"] > threshold
-            ax.fill_between(
-                frame["timestamp"], 0, 1, where=above, color="#cf222e", alpha=0.08,
-                transform=ax.get_xaxis_transform(), step="mid",
-            )  # fmt: skip
+            _shade(ax, frame["timestamp"], frame["value"].to_numpy() > threshold)
     for when, label in rollouts:
         ax.axvline(when, color="#8250df", linewidth=1.2)
         ax.annotate(label, (when, 1), xycoords=("data", "axes fraction"), fontsize=8,
@@ -101,12 +106,31 @@ def series(
     ax.set_title(title, fontsize=10, loc="left")
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=8)
-    fig.autofmt_xdate()
+    if not frame.empty:
+        # "12:10 ... 12:50" with the date once, level labels that need no rotation
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     _finish(fig, final=show)
     if show:
         plt.show()
         plt.close(fig)
     return fig
+
+
+def _shade(ax: Any, times: pd.Series, above: np.ndarray) -> None:
+    """Shade the spans where ``above`` holds, each from the midpoint before its first sample
+    to the midpoint after its last (a step plot's edges), across the whole height."""
+    x = mdates.date2num(times)
+    if not len(x) or not above.any():
+        return
+    edges = np.flatnonzero(np.diff(np.r_[False, above, False].astype(np.int8)))
+    mids = np.r_[x[0], (x[1:] + x[:-1]) / 2, x[-1]]
+    spans = [[(mids[a], 0), (mids[a], 1), (mids[b], 1), (mids[b], 0)]
+             for a, b in zip(edges[::2], edges[1::2], strict=True)]  # fmt: skip
+    shade = PolyCollection(spans, facecolors="#cf222e", alpha=0.08, linewidths=0,
+                           transform=ax.get_xaxis_transform())  # fmt: skip
+    ax.add_collection(shade, autolim=False)
 
 
 def bars(frame: pd.DataFrame, *, x: str, y: str, title: str, show: bool = True) -> Any:
@@ -124,3 +148,41 @@ def bars(frame: pd.DataFrame, *, x: str, y: str, title: str, show: bool = True) 
         plt.show()
         plt.close(fig)
     return fig
+
+
+def rehearse() -> None:
+    """Draw one chart of each kind to PNG and throw them away.
+
+    A warm kernel calls this before its run: the first chart in a process pays for font
+    loading, glyph caches and first calls into pandas and matplotlib (tens of milliseconds)
+    that every later chart is spared. Nothing is displayed and no figure is left open.
+    """
+    import io
+
+    times = pd.date_range("2000-01-01", periods=60, freq="15s", tz="UTC")
+    frame = pd.DataFrame({"timestamp": times, "value": [i % 7 / 100 for i in range(60)]})
+    frame["endpoint"] = ["/a", "/b"] * 30
+    figures = [
+        series(
+            frame,
+            title="rehearsal",
+            threshold=0.05,
+            percent=True,
+            rollouts=[(times[30], "rev 2")],
+            show=False,
+        ),  # fmt: skip
+        series(frame, title="rehearsal", by="endpoint", seconds=True, show=False),
+        bars(frame.head(3), x="endpoint", y="value", title="rehearsal", show=False),
+    ]
+    try:
+        from IPython.core.pylabtools import print_figure
+    except ImportError:  # pragma: no cover - IPython comes with ipykernel
+        print_figure = None
+    for fig in figures:
+        _finish(fig, final=True)
+        if print_figure is not None:
+            print_figure(fig, "png", bbox_inches=None)
+        else:
+            fig.canvas.print_figure(io.BytesIO(), format="png")
+        plt.close(fig)
+    frame._repr_html_()
