@@ -101,3 +101,9 @@ def test_bars_look_the_same(no_display) -> None:
     live = charts.bars(frame, x="error", y="count", title="Errors", show=False)
     shown = charts.bars(frame, x="error", y="count", title="Errors", show=True)
     assert same_picture(png(live), png(shown))
+
+
+def test_the_rehearsal_leaves_no_figure_behind() -> None:
+    charts.plt.close("all")
+    charts.rehearse()
+    assert charts.plt.get_fignums() == []

@@ -170,19 +170,13 @@ def rehearse() -> None:
             percent=True,
             rollouts=[(times[30], "rev 2")],
             show=False,
-        ),  # fmt: skip
+        ),
         series(frame, title="rehearsal", by="endpoint", seconds=True, show=False),
         bars(frame.head(3), x="endpoint", y="value", title="rehearsal", show=False),
     ]
-    try:
-        from IPython.core.pylabtools import print_figure
-    except ImportError:  # pragma: no cover - IPython comes with ipykernel
-        print_figure = None
     for fig in figures:
         _finish(fig, final=True)
-        if print_figure is not None:
-            print_figure(fig, "png", bbox_inches=None)
-        else:
-            fig.canvas.print_figure(io.BytesIO(), format="png")
+        # as the inline backend renders a figure for display
+        fig.canvas.print_figure(io.BytesIO(), format="png", bbox_inches=None)
         plt.close(fig)
-    frame._repr_html_()
+    frame.to_html()  # the first table a runbook displays
