@@ -83,6 +83,7 @@ class WarmKernel:
         self.km.ip = str(self._sockets / "k")
         run_sync(self.km.start_kernel)(env={**os.environ, **(env or {})})
         self._error: BaseException | None = None
+        self.preload_error: str | None = None
         self._thread = threading.Thread(target=self._warm, args=(preload,), daemon=True)
         self._thread.start()
 
@@ -103,7 +104,7 @@ class WarmKernel:
             deadline = time.monotonic() + 60
             while True:
                 msg_id = client.kernel_info()
-                if self._reply_to(client, msg_id, timeout=1.0):
+                if self._reply_to(client, msg_id, timeout=1.0) is not None:
                     break
                 if not self._run_sync(self.km.is_alive)():
                     raise RuntimeError("the kernel process exited while starting")
@@ -111,25 +112,34 @@ class WarmKernel:
                     raise TimeoutError("kernel did not answer within 60 s")
             if preload:
                 msg_id = client.execute(preload, silent=True, store_history=False)
-                if not self._reply_to(client, msg_id, timeout=60.0):
+                reply = self._reply_to(client, msg_id, timeout=60.0)
+                if reply is None:
                     raise TimeoutError("preloading modules took over 60 s")
+                content = reply.get("content", {})
+                if content.get("status") == "error":
+                    # still a working kernel, only a slower one: runs import what they need
+                    self.preload_error = f"{content.get('ename')}: {content.get('evalue')}"
         except BaseException as exc:  # reported by wait(); the run then fails with it
             self._error = exc
         finally:
             client.stop_channels()
 
     @staticmethod
-    def _reply_to(client: Any, msg_id: str, *, timeout: float) -> bool:
-        """Wait up to ``timeout`` for the shell reply to ``msg_id``; False on timeout."""
+    def _reply_to(client: Any, msg_id: str, *, timeout: float) -> dict[str, Any] | None:
+        """Wait up to ``timeout`` for the shell reply to ``msg_id``; None on timeout."""
         end = time.monotonic() + timeout
         while (left := end - time.monotonic()) > 0:
             try:
                 reply = client.get_shell_msg(timeout=left)
             except queue.Empty:
-                return False
+                return None
             if reply["parent_header"].get("msg_id") == msg_id:
-                return True
-        return False
+                return dict(reply)
+        return None
+
+    def alive(self) -> bool:
+        """Whether the kernel process is still running (a warm kernel can die waiting)."""
+        return bool(self.km.has_kernel and self._run_sync(self.km.is_alive)())
 
     def wait(self, timeout: float = 90.0) -> Any:
         """Block until warm; return the KernelManager to hand to papermill as ``km=``."""

@@ -79,7 +79,7 @@ class KernelPool:
                 if self._closed:
                     raise RuntimeError("the kernel pool is closed")
                 self._drop_failed()
-                chosen = next((k for k in self._kernels if _is_warm(k)), None)
+                chosen = next((k for k in self._kernels if _is_warm(k) and k.alive()), None)
                 if chosen is None and time.monotonic() > deadline and self._kernels:
                     chosen = self._kernels[0]
                 if chosen is not None:
@@ -91,9 +91,9 @@ class KernelPool:
             time.sleep(0.01)
 
     def _drop_failed(self) -> None:
-        """Drop kernels whose warm-up failed (called with the lock held)."""
+        """Drop kernels whose warm-up failed or that died since (called with the lock held)."""
         for kernel in list(self._kernels):
-            if _failed(kernel):
+            if _failed(kernel) or (_is_warm(kernel) and not kernel.alive()):
                 self._kernels.remove(kernel)
                 self.failed += 1
                 threading.Thread(target=kernel.shutdown, daemon=True).start()

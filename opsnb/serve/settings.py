@@ -316,7 +316,27 @@ def parse(raw: Mapping[str, Any], *, where: str = "serve") -> ServeSettings:
         if key in POSITIVE and parsed < 1:
             raise ConfigError(f"{where}.{key} must be at least 1, not {value!r}")
         values[setting.key] = parsed
+    if "preload" in values:
+        _check_modules(values["preload"], f"{where}.preload")
     return ServeSettings(**values)
+
+
+def _check_modules(listing: str, where: str) -> None:
+    """Every preload module must exist: a typo would otherwise cost each run its import."""
+    import importlib.util
+
+    for name in (m.strip() for m in listing.split(",")):
+        if not name:
+            continue
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ConfigError(
+                f"{where}: no module named {name!r} can be imported here; "
+                "list importable modules, separated by commas"
+            )
 
 
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -54,6 +54,9 @@ def engine_executor(settings: ServeSettings, pool: KernelPool) -> Executor:
             return "failed", None, [], None, f"not started: {exc}"
         kernel = pool.take()
         result = execute(prepared, kernel)
+        if kernel.preload_error:
+            log.warning("kernel preload failed (the run imported what it needed): %s",
+                        kernel.preload_error)  # fmt: skip
         record = result.result
         error = None
         if record.get("errors"):
