@@ -41,6 +41,25 @@ def lab_speed(rules_yaml: str) -> dict[str, Any]:
     return rules
 
 
+def test_the_lab_rules_are_the_shipped_rules_at_lab_speed() -> None:
+    """The lab fires its own copy of the rules (with links to local runbooks): same alerts,
+    same expressions at lab windows, same labels and summaries as what users deploy."""
+    from opsnb.lab.orchestrator import alert_rules
+
+    def by_name(rules: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+
+    shipped = by_name(lab_speed(SHIPPED_RULES.read_text()))
+    lab = by_name(yaml.safe_load(alert_rules()))
+    assert set(lab) == set(shipped)
+    for name, rule in lab.items():
+        expected = shipped[name]
+        assert " ".join(rule["expr"].split()) == " ".join(expected["expr"].split()), name
+        assert rule["labels"] == expected["labels"], name
+        assert rule["annotations"]["summary"] == expected["annotations"]["summary"], name
+        assert rule["annotations"]["runbook_url"].endswith(f"/{rule['labels']['runbook']}.ipynb")
+
+
 def alertmanager_config(serve_url: str, token_file: Path) -> dict[str, Any]:
     """The shipped Alertmanager config pointed at this ``opsnb serve``, with the lab's
     timing (no 30 s group wait) and the token file in place of the mounted secret."""
