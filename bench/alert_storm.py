@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from serve_harness import AUTH, Serve, alert_body
+from serve_harness import AUTH, Serve, alert_body, percentile
 
 SENDERS = 8
 
@@ -88,6 +88,7 @@ def main() -> None:
     accepted: set[str] = set()
     lock = threading.Lock()
     peak = {"tree": 0}
+    answer_times: list[float] = []
     sampling = threading.Event()
 
     def sample() -> None:
@@ -98,9 +99,11 @@ def main() -> None:
         # paced: post i leaves at i/posts of the sending time
         time.sleep(max(0.0, began + index * args.seconds / args.posts - time.monotonic()))
         for _attempt in range(60):
+            asked = time.perf_counter()
             answer = client.post("/webhook/alertmanager", json=bodies[index], headers=AUTH)
             with lock:
                 statuses[answer.status_code] += 1
+                answer_times.append(time.perf_counter() - asked)
             if answer.status_code != 503:
                 break
             time.sleep(1.0)  # Alertmanager retries a 5xx after a back-off
@@ -139,6 +142,10 @@ def main() -> None:
     outcomes = Counter(r["status"] for r in runs)
     answers = ", ".join(f"{code}: {n}" for code, n in sorted(statuses.items()))
     print(f"posts sent           {args.posts} in {sent:.1f} s ({answers})")
+    print(
+        f"answer time          p50 {percentile(answer_times, 0.5) * 1000:.0f} ms, p99 "
+        f"{percentile(answer_times, 0.99) * 1000:.0f} ms, max {max(answer_times) * 1000:.0f} ms"
+    )
     print(f"distinct alerts      {args.alerts} posted, {len(accepted)} accepted")
     print(f"runs started         {len(runs)} ({dict(outcomes)})")
     print(f"duplicate diagnoses  {len(duplicates)}")

@@ -13,7 +13,9 @@ papermill notebook; opsnb adds validation and help on top.
 from __future__ import annotations
 
 import ast
+import functools
 import os
+import threading
 import tokenize
 from dataclasses import dataclass
 from io import StringIO
@@ -92,9 +94,16 @@ def runbook_dirs() -> list[Path]:
     dirs += [Path.cwd() / "runbooks", PACKAGE_ROOT / "runbooks"]
     seen: list[Path] = []
     for d in dirs:
-        if d.is_dir() and d.resolve() not in seen:
-            seen.append(d.resolve())
+        if d.is_dir() and (real := _real(d)) not in seen:
+            seen.append(real)
     return seen
+
+
+@functools.lru_cache(maxsize=64)
+def _real(folder: Path) -> Path:
+    # resolving walks every component with lstat/readlink; folders do not move under a
+    # running process often enough to pay that on every lookup
+    return folder.resolve()
 
 
 def available() -> dict[str, Path]:
@@ -118,7 +127,31 @@ def find(name_or_path: str) -> Runbook:
     return load(known[name_or_path])
 
 
+# Runbooks already read, by path, with the (mtime, size) they were read at: opsnb serve looks
+# up a runbook for every alert it receives, and reading and validating a notebook costs
+# milliseconds that an alert storm multiplies.
+_loaded: dict[Path, tuple[tuple[int, int], Runbook]] = {}
+_loaded_lock = threading.Lock()
+
+
 def load(path: Path) -> Runbook:
+    """The runbook in the notebook at ``path``; read again only when the file changed."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return _read(path)  # says what is wrong with the path
+    version = (stat.st_mtime_ns, stat.st_size)
+    with _loaded_lock:
+        known = _loaded.get(path)
+    if known is not None and known[0] == version:
+        return known[1]
+    runbook = _read(path)
+    with _loaded_lock:
+        _loaded[path] = (version, runbook)
+    return runbook
+
+
+def _read(path: Path) -> Runbook:
     try:
         nb = nbformat.read(str(path), as_version=4)
     except Exception as exc:  # nbformat raises several unrelated types for bad files

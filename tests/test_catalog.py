@@ -81,3 +81,18 @@ def test_shipped_runbooks_are_clean_and_declare_target_and_service():
         runbook = catalog.load(path)
         assert runbook.parameters["target"].default == "demo"
         assert runbook.description
+
+
+def test_a_runbook_is_read_again_only_when_its_file_changes(tmp_path):
+    path = make_notebook(tmp_path)
+    first = catalog.load(path)
+    assert catalog.load(path) is first  # unchanged: not read and parsed again
+    make_notebook(tmp_path, SOURCE + "limit: int = 5  # a new parameter\n")
+    changed = catalog.load(path)
+    assert "limit" in changed.parameters and "limit" not in first.parameters
+    make_notebook(tmp_path, tag="not-parameters")
+    with pytest.raises(UsageError, match="no code cell tagged 'parameters'"):
+        catalog.load(path)
+    path.unlink()
+    with pytest.raises(UsageError, match="not a readable notebook"):
+        catalog.load(path)

@@ -190,3 +190,30 @@ def test_a_run_attaches_to_the_open_incident_of_its_service(tmp_path, monkeypatc
     assert "run" in kinds and "finding" in kinds
     with pytest.raises(IncidentUsageError):
         prepare(RunRequest(runbook=str(path), target="plain", incident="INC-9999"))
+
+
+def test_runs_leave_no_open_files_or_threads_behind(tmp_path):
+    """opsnb serve runs thousands of runbooks in one process: each run's kernel client, its
+    zmq context and thread, must go with its kernel."""
+    import gc
+    import threading
+
+    from opsnb.engine import execute
+    from opsnb.engine.kernels import WarmKernel
+
+    path = notebook(tmp_path, "print('checked')")
+
+    def one_run() -> None:
+        kernel = WarmKernel(env={"OPSNB_MODE": "automated"}, preload="")
+        request = RunRequest(str(path), "plain", out_dir=tmp_path / "runs", incident="")
+        outcome = execute(prepare(request), kernel)
+        assert outcome.ok
+        kernel.shutdown()  # waits for the background shutdown the run started
+        gc.collect()
+
+    one_run()  # the first run may open what stays open (the exporter, caches)
+    files, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
+    for _ in range(3):
+        one_run()
+    assert len(os.listdir("/proc/self/fd")) <= files
+    assert threading.active_count() <= threads

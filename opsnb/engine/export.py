@@ -7,6 +7,7 @@ Charts are embedded as data URIs by nbconvert; scripts loaded from the network
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,16 @@ def _get_exporter() -> Any:
     if _exporter is None:
         from nbconvert import HTMLExporter
 
-        _exporter = HTMLExporter(template_name="lab")
+        _exporter = HTMLExporter(template_name="lab", log=_exporter_log())
     return _exporter
+
+
+def _exporter_log() -> logging.Logger:
+    """nbconvert's logger for our exports, without its warning about every chart: the lab
+    template writes no alt text, so nbconvert adds a generic one and warns on each run."""
+    log = logging.getLogger("opsnb.export")
+    log.addFilter(lambda record: not record.getMessage().startswith("Alternative text"))
+    return log
 
 
 def warm_up() -> None:

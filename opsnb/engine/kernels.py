@@ -75,6 +75,20 @@ class WarmKernel:
         self._run_sync = run_sync
         self.km = AsyncKernelManager(kernel_name="python3")
         self.km.client_factory = _ready_client_class()
+        # papermill's executor gets its client from km.client() and, as the manager is ours,
+        # leaves that client's channels open: a zmq context, its thread and 15 file
+        # descriptors per run for as long as the process lives. Keep each client to close.
+        self._clients: list[Any] = []
+        self._stop_lock = threading.Lock()
+        self._stopping: threading.Thread | None = None
+        make_client = self.km.client
+
+        def client(**kwargs: Any) -> Any:
+            made = make_client(**kwargs)
+            self._clients.append(made)
+            return made
+
+        self.km.client = client  # type: ignore[method-assign]
         # Kernels talk over IPC sockets: no TCP port to race for when many start at once.
         self.km.transport = "ipc"
         # A private folder per kernel for its sockets, short enough for a socket path and
@@ -160,15 +174,24 @@ class WarmKernel:
             client.stop_channels()
 
     def shutdown(self, *, wait: bool = True) -> None:
-        """Stop the kernel and remove its sockets. ``wait=False`` does it in a thread:
-        jupyter_client polls for the process to exit every 0.1 s, time a finished run need
-        not spend. The thread is not a daemon, so a CLI run still reaps its kernel at exit."""
-        if not wait:
-            threading.Thread(target=self._stop, name="opsnb-kernel-shutdown").start()
-            return
-        self._stop()
+        """Stop the kernel and remove its sockets; safe to call more than once. ``wait=False``
+        does it in a thread: jupyter_client polls for the process to exit every 0.1 s, time a
+        finished run need not spend. The thread is not a daemon, so a CLI run still reaps its
+        kernel at exit; a later ``shutdown()`` waits for it."""
+        with self._stop_lock:
+            if self._stopping is None:
+                self._stopping = threading.Thread(target=self._stop, name="opsnb-kernel-stop")
+                self._stopping.start()
+            stopping = self._stopping
+        if wait:
+            stopping.join()
 
     def _stop(self) -> None:
+        for client in self._clients:
+            client.stop_channels()
+            if getattr(client, "_created_context", False):
+                client.context.destroy(linger=0)
+        self._clients.clear()
         if self.km.has_kernel:
             self._run_sync(self.km.shutdown_kernel)(now=True)
         self._run_sync(self.km.cleanup_resources)()
