@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ _REMOTE_LINK = re.compile(r"<link[^>]+href=\"https?://[^\"]*\"[^>]*>", re.I)
 
 
 _exporter: Any = None
+_warm = False
+# One exporter per process (compiling its templates takes a second), used by one export at a
+# time: from_notebook_node registers per-notebook filters on the shared instance.
+_lock = threading.Lock()
 
 
 def _get_exporter() -> Any:
@@ -38,18 +43,22 @@ def _exporter_log() -> logging.Logger:
 
 def warm_up() -> None:
     """Import nbconvert and compile its templates by rendering an empty notebook."""
+    global _warm
     import nbformat
 
-    _get_exporter().from_notebook_node(nbformat.v4.new_notebook())
+    with _lock:
+        if not _warm:
+            _get_exporter().from_notebook_node(nbformat.v4.new_notebook())
+            _warm = True
 
 
 def to_html(nb: Any, path: Path, *, title: str) -> Path:
     import nbformat
 
-    exporter = _get_exporter()
     # The on-disk form splits multi-line strings into lists; reads() joins them again.
     node = nbformat.reads(json.dumps(nb), as_version=4) if isinstance(nb, dict) else nb
-    body, _ = exporter.from_notebook_node(node, resources={"metadata": {"name": title}})
+    with _lock:
+        body, _ = _get_exporter().from_notebook_node(node, resources={"metadata": {"name": title}})
     body = _REMOTE_LINK.sub("", _REMOTE_SCRIPT.sub("", body))
     path.write_text(body, encoding="utf-8")
     return path
