@@ -215,5 +215,7 @@ def test_runs_leave_no_open_files_or_threads_behind(tmp_path):
     files, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
     for _ in range(3):
         one_run()
-    assert len(os.listdir("/proc/self/fd")) <= files
-    assert threading.active_count() <= threads
+    # A leaking run keeps 15 descriptors and a thread; the test session's own services may
+    # open or close one or two meanwhile.
+    assert len(os.listdir("/proc/self/fd")) - files <= 3
+    assert threading.active_count() - threads <= 1
