@@ -18,6 +18,7 @@ import os
 import threading
 import tokenize
 from dataclasses import dataclass
+from datetime import datetime
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,12 @@ class Parameter:
     type: str  # one of TYPES
     default: Any
     help: str
+
+    @property
+    def is_time(self) -> bool:
+        """A ``str`` parameter named ``*_at`` holds an ISO 8601 time (or nothing), checked
+        before the run starts; the notebook still receives the string."""
+        return self.type == "str" and self.name.endswith("_at")
 
     def convert(self, raw: Any) -> Any:
         """Turn a command-line string (or a value) into this parameter's type."""
@@ -60,8 +67,17 @@ class Parameter:
                 if lowered in ("false", "no", "0", "off"):
                     return False
                 raise ValueError(raw)
-            return TYPES[self.type](raw)
+            value = TYPES[self.type](raw)
+            if self.is_time and value:
+                datetime.fromisoformat(value)  # raises ValueError for anything else
+            return value
         except ValueError:
+            if self.is_time:
+                raise ParameterError(
+                    f"parameter {self.name!r} expects an ISO 8601 time such as "
+                    f"2025-01-15T14:20:00Z, got {raw!r}",
+                    parameter=self.name,
+                ) from None
             raise ParameterError(
                 f"parameter {self.name!r} expects {self.type}, got {raw!r}", parameter=self.name
             ) from None

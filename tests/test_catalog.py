@@ -96,3 +96,12 @@ def test_a_runbook_is_read_again_only_when_its_file_changes(tmp_path):
     path.unlink()
     with pytest.raises(UsageError, match="not a readable notebook"):
         catalog.load(path)
+
+
+def test_a_time_parameter_takes_only_iso_8601(tmp_path):
+    path = make_notebook(tmp_path, SOURCE + 'starts_at: str = ""  # when the alert began\n')
+    runbook = catalog.load(path)
+    for good in ("2025-01-15T14:20:00Z", "2025-01-15T14:20:00.123+00:00", "2025-01-15 14:20", ""):
+        assert runbook.validate({"starts_at": good}) == {"starts_at": good}  # still a string
+    with pytest.raises(ParameterError, match=r"'starts_at' expects an ISO 8601 time .*'yesterday'"):
+        runbook.validate({"starts_at": "yesterday"})

@@ -105,6 +105,7 @@ def test_plain_papermill_runs_the_runbook(tmp_path):
         (["run", "high-error-rate", "--target", "nowhere"], "unknown target 'nowhere'"),
         (["run", "high-error-rate", "-p", "colour", "red"], "has no parameter 'colour'"),
         (["run", "high-error-rate", "-p", "window_minutes", "an hour"], "expects int"),
+        (["run", "high-error-rate", "-p", "starts_at", "an hour ago"], "expects an ISO 8601"),
         (["run", "high-error-rate", "-p", "service", "nope"], "no snapshot for service 'nope'"),
         (["run", "high-error-rate", "--apply"], "does not allow --apply"),
         (["run", "high-error-rate", "-p", "target", "demo"], "with --target"),
