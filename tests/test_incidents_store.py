@@ -271,3 +271,18 @@ def test_incidents_dir_follows_the_environment(
     assert incidents.incidents_dir() == Path(os.environ["OPSNB_HOME"]) / "incidents"
     monkeypatch.setenv("OPSNB_USER", "carol")
     assert incidents.whoami() == "carol"
+
+
+def test_the_open_incident_of_a_service_follows_resolution_and_reopening(store: Store) -> None:
+    """Resolved logs are skipped while unchanged; an append (here: reopening) is seen."""
+    older = incidents.open_incident("Old outage", "payments", "SEV-3", store=store)
+    incidents.resolve(older.id, summary="fixed", store=store)
+    current = incidents.open_incident("Errors", "payments", "SEV-2", store=store)
+    for _ in range(2):  # the second time from what the first remembered
+        assert incidents.open_for_service("payments", store=store).id == current.id
+    incidents.resolve(current.id, summary="rolled back", store=store)
+    assert incidents.open_for_service("payments", store=store) is None
+    assert incidents.open_for_service("payments", store=store) is None
+    incidents.set_status(older.id, "investigating", store=store)  # it came back
+    assert incidents.open_for_service("payments", store=store).id == older.id
+    assert [i.id for i in store.incidents()] == [older.id, current.id]

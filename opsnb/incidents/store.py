@@ -54,6 +54,17 @@ from .model import (
 EVENTS = "events.jsonl"
 STATE = "incident.json"
 GITIGNORE = ".lock\n*.tmp\n"
+# Event logs last replayed as resolved, with the (mtime, size) they had: see Store.incidents.
+_closed: dict[Path, tuple[int, int]] = {}
+
+
+def _version(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
 
 Clock = Callable[[], datetime]
 
@@ -305,12 +316,23 @@ class Store:
         return replay(name, events)
 
     def incidents(self, *, open_only: bool = False) -> list[Incident]:
+        """Every incident, or the open ones. ``opsnb serve`` asks for the open ones on every
+        alert: a log already replayed as resolved is skipped while it is unchanged (same
+        size and mtime), so years of closed incidents are not replayed each time."""
         found = []
         for incident_id in self.ids():
+            path = self.folder(incident_id) / EVENTS
+            version = _version(path)
+            if open_only and version is not None and _closed.get(path) == version:
+                continue
             try:
                 incident = self.load(incident_id)
             except IncidentUsageError:  # being created right now
                 continue
+            if not incident.is_open and version is not None:
+                # the version read before the log was: if it grew meanwhile, the next call
+                # sees another version and replays it again
+                _closed[path] = version
             if incident.is_open or not open_only:
                 found.append(incident)
         return found
