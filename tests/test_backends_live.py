@@ -288,6 +288,8 @@ def test_postgres_connections_and_long_running(postgres_server: processes.Postgr
         assert row["application_name"] == "opsnb-sleeper" and row["usename"] == "postgres"
         assert 1.0 <= row["duration_seconds"] < 30
         assert in_tx.info.backend_pid in set(slow["pid"])  # idle in transaction counts too
+        # in_tx has been idle in its transaction for over a second, not for an hour
+        assert pg.idle_in_transaction(min_seconds=1) >= 1 + pg.idle_in_transaction(3600)
         assert idle.info.backend_pid not in set(slow["pid"])  # idle does not
         assert sleeper_pid not in set(pg.long_running_queries(min_seconds=300)["pid"])
         activity = pg.activity()

@@ -742,3 +742,23 @@ def test_a_sample_at_now_is_found_whatever_its_milliseconds(tmp_path: Path) -> N
         )
         prom = SnapshotPrometheus(Snapshot(folder))
         assert prom.named("error_rate", "payments", "20s")["value"].tolist() == [0.4], ms
+
+
+def test_idle_in_transaction_counts_only_sessions_that_stay_idle() -> None:
+    from opsnb.backends.postgres import activity_frame, idle_in_transaction_from_activity
+
+    def row(pid: int, state: str, idle_for: float, kind: str = "client backend") -> dict:
+        at = (NOW - pd.Timedelta(seconds=idle_for)).isoformat()
+        return {"pid": pid, "state": state, "state_change": at, "backend_type": kind}
+
+    activity = activity_frame([
+        row(1, "idle in transaction", 1),  # a request between two statements
+        row(2, "idle in transaction", 10),
+        row(3, "idle in transaction (aborted)", 60),
+        row(4, "idle", 600),
+        row(5, "active", 600),
+        row(6, "idle in transaction", 600, kind="background worker"),
+    ])  # fmt: skip
+    assert idle_in_transaction_from_activity(activity, NOW, 5) == 2
+    assert idle_in_transaction_from_activity(activity, NOW, 0) == 3
+    assert idle_in_transaction_from_activity(activity, NOW, 3600) == 0

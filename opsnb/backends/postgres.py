@@ -79,6 +79,13 @@ GROUP BY 1
 ORDER BY 2 DESC, 1
 """
 
+_IDLE_IN_TRANSACTION = """
+SELECT count(*)
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+  AND state LIKE 'idle in transaction%%' AND now() - state_change >= make_interval(secs => %s)
+"""
+
 _LONG_RUNNING = """
 SELECT pid, extract(epoch FROM (now() - query_start))::float8 AS duration_seconds, state,
        query, application_name, usename::text
@@ -322,6 +329,13 @@ class PostgresBackend:
         _, rows = self._rows(_STATES)
         return _states_frame([(r[0], int(r[1])) for r in rows])
 
+    def idle_in_transaction(self, min_seconds: float = 5) -> int:
+        """Client sessions idle inside an open (or aborted) transaction for at least
+        ``min_seconds``, by the server's clock. A request between two statements is idle in
+        transaction for milliseconds; one that stays so holds its connection and its locks."""
+        _, rows = self._rows(_IDLE_IN_TRANSACTION, (float(min_seconds),))
+        return int(rows[0][0]) if rows else 0
+
     def long_running_queries(self, min_seconds: float = 300) -> pd.DataFrame:
         """Client backends not idle whose current query started at least ``min_seconds``
         ago, as DataFrame[pid (int), duration_seconds (float), state, query,
@@ -459,6 +473,18 @@ def states_from_activity(activity: pd.DataFrame) -> pd.DataFrame:
     counts = clients["state"].fillna("unknown").value_counts()
     pairs = sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0]))
     return _states_frame(pairs)
+
+
+def idle_in_transaction_from_activity(
+    activity: pd.DataFrame, now: pd.Timestamp, min_seconds: float = 5
+) -> int:
+    """``idle_in_transaction`` computed from an ``activity_frame`` as seen at ``now``."""
+    frame = activity
+    if "backend_type" in frame and frame["backend_type"].notna().any():
+        frame = frame[frame["backend_type"] == "client backend"]
+    idle = frame["state"].fillna("").str.startswith("idle in transaction")
+    since = (now - frame["state_change"]).dt.total_seconds()
+    return int((idle & (since >= float(min_seconds))).sum())
 
 
 def long_running_from_activity(

@@ -27,6 +27,7 @@ from .postgres import (
     activity_frame,
     check_single_statement,
     database_sizes_frame,
+    idle_in_transaction_from_activity,
     long_running_from_activity,
     replication_frame,
     states_from_activity,
@@ -97,6 +98,10 @@ class SnapshotPostgres:
     def connections_by_state(self) -> pd.DataFrame:
         """Same columns as ``PostgresBackend.connections_by_state``."""
         return states_from_activity(self.activity())
+
+    def idle_in_transaction(self, min_seconds: float = 5) -> int:
+        """As ``PostgresBackend.idle_in_transaction``, as of the capture time."""
+        return idle_in_transaction_from_activity(self.activity(), self.captured_at, min_seconds)
 
     def long_running_queries(self, min_seconds: float = 300) -> pd.DataFrame:
         """Same columns as ``PostgresBackend.long_running_queries``; durations as of the

@@ -10,6 +10,8 @@ import pandas as pd
 from ..session import Runbook
 from ._common import _display
 
+IDLE_IN_TRANSACTION_SECONDS = 5.0
+
 
 def postgres_connections(rb: Runbook) -> None:
     """Connections by state against max_connections."""
@@ -20,11 +22,14 @@ def postgres_connections(rb: Runbook) -> None:
         limit = rb.postgres.max_connections()
         used = int(states["count"].sum())
         rb.facts.db_connections_ratio = used / limit
-        idle_tx = states[states["state"] == "idle in transaction"]["count"].sum()
-        rb.facts.idle_in_transaction = int(idle_tx)
+        # Only sessions that stay idle in a transaction hold the pool; a live request is so
+        # for milliseconds between statements, and counting those would flap the verdict.
+        idle_tx = rb.postgres.idle_in_transaction(min_seconds=IDLE_IN_TRANSACTION_SECONDS)
+        rb.facts.idle_in_transaction = idle_tx
         check.verdict(
             used >= 0.95 * limit,
-            f"{used} of max_connections {limit} in use; {int(idle_tx)} idle in transaction",
+            f"{used} of max_connections {limit} in use; {idle_tx} idle in transaction for "
+            f"{IDLE_IN_TRANSACTION_SECONDS:g} s or more",
             warn=used >= 0.8 * limit or idle_tx > 0,
         )
 
