@@ -12,6 +12,7 @@ runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -188,9 +189,11 @@ class WarmKernel:
 
     def _stop(self) -> None:
         for client in self._clients:
-            client.stop_channels()
-            if getattr(client, "_created_context", False):
-                client.context.destroy(linger=0)
+            # a client that will not close must not keep its kernel alive
+            with contextlib.suppress(Exception):
+                client.stop_channels()
+                if getattr(client, "_created_context", False):
+                    client.context.destroy(linger=0)
         self._clients.clear()
         if self.km.has_kernel:
             self._run_sync(self.km.shutdown_kernel)(now=True)
