@@ -475,13 +475,19 @@ def states_from_activity(activity: pd.DataFrame) -> pd.DataFrame:
     return _states_frame(pairs)
 
 
+def _client_backends(activity: pd.DataFrame) -> pd.DataFrame:
+    """The sessions of clients (not autovacuum, walwriter, ...); all rows when the
+    activity does not say (older captures)."""
+    if "backend_type" in activity and activity["backend_type"].notna().any():
+        return activity[activity["backend_type"] == "client backend"]
+    return activity
+
+
 def idle_in_transaction_from_activity(
     activity: pd.DataFrame, now: pd.Timestamp, min_seconds: float = 5
 ) -> int:
     """``idle_in_transaction`` computed from an ``activity_frame`` as seen at ``now``."""
-    frame = activity
-    if "backend_type" in frame and frame["backend_type"].notna().any():
-        frame = frame[frame["backend_type"] == "client backend"]
+    frame = _client_backends(activity)
     idle = frame["state"].fillna("").str.startswith("idle in transaction")
     since = (now - frame["state_change"]).dt.total_seconds()
     return int((idle & (since >= float(min_seconds))).sum())
@@ -491,9 +497,7 @@ def long_running_from_activity(
     activity: pd.DataFrame, now: pd.Timestamp, min_seconds: float = 300
 ) -> pd.DataFrame:
     """``long_running_queries`` computed from an ``activity_frame`` as seen at ``now``."""
-    frame = activity
-    if "backend_type" in frame and frame["backend_type"].notna().any():
-        frame = frame[frame["backend_type"] == "client backend"]
+    frame = _client_backends(activity)
     frame = frame[frame["state"].fillna("") != "idle"]
     frame = frame[frame["query_start"].notna()]
     duration = (now - frame["query_start"]).dt.total_seconds()
@@ -510,9 +514,7 @@ def terminate_candidates_from_activity(
     application_name: str | None = None,
 ) -> pd.DataFrame:
     """``backends_to_terminate`` computed from an ``activity_frame`` as seen at ``now``."""
-    frame = activity
-    if "backend_type" in frame and frame["backend_type"].notna().any():
-        frame = frame[frame["backend_type"] == "client backend"]
+    frame = _client_backends(activity)
     frame = frame[frame["state"].fillna("idle") != "idle"]
     began = frame[["xact_start", "query_start"]].min(axis=1)
     frame = frame.assign(duration_seconds=(now - began).dt.total_seconds())
