@@ -96,7 +96,7 @@ class KernelPool:
             if _failed(kernel) or (_is_warm(kernel) and not kernel.alive()):
                 self._kernels.remove(kernel)
                 self.failed += 1
-                threading.Thread(target=kernel.shutdown, daemon=True).start()
+                kernel.shutdown(wait=False)
                 self._cond.notify_all()
 
     def stats(self) -> dict[str, int]:
