@@ -49,6 +49,16 @@ def pool_waiting(lab: Any) -> float | None:
     )
 
 
+def pool_waiting_held(lab: Any, seconds: int = 20) -> float | None:
+    """Requests waited in every scrape of the last ``seconds``: what the pool alert's ``for``
+    and the runbooks call an exhausted pool (one scrape's burst is not)."""
+    return query(
+        lab,
+        "min(min_over_time(database_connection_pool_size"
+        f'{{service="my-service",state="waiting"}}[{seconds}s]))',
+    )
+
+
 def below(value: float | None, limit: float) -> bool:
     return value is not None and value < limit
 

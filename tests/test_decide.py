@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from opsnb.runtime.decide import Facts, decide
-from opsnb.runtime.session import first_breach, latest, ratio_to_baseline
+from opsnb.runtime.session import first_breach, held, latest, ratio_to_baseline
 
 T = pd.Timestamp("2025-03-04T09:42:00Z")
 
@@ -75,6 +75,29 @@ def test_series_helpers():
     assert first_breach(frame([0.0, 0.0]), 0.01) is None
     assert latest(frame([])) is None
     assert ratio_to_baseline(frame([100] * 10 + [300] * 10)) == pytest.approx(3.0)
+
+
+def test_waiting_now_is_a_level_held_not_one_scrapes_burst():
+    """A busy service paused for a moment queues a burst that one scrape can catch: the
+    newest sample alone would call the pool exhausted, the level held through the newest
+    samples (those of the last 20 s, at least two) does not; a pool that stays exhausted
+    holds its queue through all of them."""
+    burst = frame([0.0] * 10 + [3.0])
+    assert latest(burst) == 3.0
+    assert held(burst) == 0.0  # samples a minute apart: the newest two
+    assert held(frame([0.0] * 10 + [40.0, 38.0, 40.0, float("nan")])) == 38.0
+    every_5s = pd.DataFrame({"timestamp": pd.date_range("2025-01-15T14:00:00Z", periods=8,
+                             freq="5s"), "value": [0, 0, 0, 9, 8, 7, 9, 9.0]})  # fmt: skip
+    assert held(every_5s) == 7.0  # 14:00:15 to 14:00:35
+    assert held(every_5s, seconds=10) == 7.0
+    assert held(every_5s.iloc[:-2]) == 0.0
+    assert held(frame([2.0])) == 2.0
+    assert held(frame([])) is None
+    spike = Facts(error_rate=0.0, latency_p99=0.1, pool_waiting=3.0, traffic_ratio=3.0)
+    spike.pool_waiting_now = held(burst)
+    assert [f.cause for f in decide(spike)] == ["healthy"]
+    spike.pool_waiting_now = latest(burst)
+    assert [f.cause for f in decide(spike)][0] == "db-connection-pool-exhausted"
 
 
 def test_a_finished_latency_episode_does_not_hide_the_rollout_behind_todays_errors():

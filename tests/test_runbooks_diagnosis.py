@@ -13,6 +13,7 @@ from labtools import (
     error_rate,
     p99,
     pool_waiting,
+    pool_waiting_held,
     primary,
     query,
     run,
@@ -83,11 +84,15 @@ def test_pool_exhaustion_is_found_and_terminating_the_holders_frees_the_pool(lab
     wait_healthy(lab)  # the slow queries of an earlier test are over
     lab.inject("pool-exhaustion")
     try:
-        wait_until("requests waiting for a connection", lambda: pool_waiting(lab), lab=lab)
+        wait_until("requests waiting for a connection for 20 s", lambda: pool_waiting_held(lab),
+                   timeout=90, lab=lab)  # fmt: skip
         args = ("--target", "lab", "-p", "long_query_seconds", "3", "--out", str(tmp_path))
         done, result = run("db-connection-pool-exhausted", *args)
         assert done.returncode == 0, result["errors"]
-        assert primary(result) == ("db-connection-pool-exhausted", "terminate-long-queries")
+        assert primary(result) == ("db-connection-pool-exhausted", "terminate-long-queries"), (
+            result["findings"],
+            result["checks"],
+        )
         assert [a["outcome"] for a in result["actions"]] == ["previewed"]
         assert lab.active_fault() == "pool-exhaustion"  # the preview terminated nothing
         done, result = run("db-connection-pool-exhausted", *args, "--apply")
@@ -152,7 +157,7 @@ def test_a_traffic_spike_the_service_absorbs_is_healthy_but_noted(lab, tmp_path)
         assert done.returncode == 0, result["errors"]
         statuses = checks(result)
         assert statuses["Throughput against the start of the window"] == "warn", result["checks"]
-        assert primary(result)[0] in ("healthy", "traffic-spike")
+        assert primary(result)[0] in ("healthy", "traffic-spike"), result["findings"]
         assert "x the baseline" in " ".join(result["findings"][0]["evidence"])
     finally:
         lab.clear()

@@ -38,7 +38,7 @@ class Facts:
     rollout_at: Any = None  # when the newest revision was created
     pool_waiting: float | None = None  # peak waiting connections in the window
     pool_active_peak: float | None = None
-    pool_waiting_now: float | None = None
+    pool_waiting_now: float | None = None  # waiting through the newest samples (held)
     idle_in_transaction: int | None = None
     long_queries: int | None = None  # queries or transactions past the threshold
     slow_query: str | None = None  # the slowest statement seen active

@@ -441,6 +441,21 @@ def latest(frame: pd.DataFrame) -> float | None:
     return None if values.empty else float(values.iloc[-1])
 
 
+def held(frame: pd.DataFrame, seconds: float = 20) -> float | None:
+    """The level a gauge has held through its newest samples (their minimum): those of the
+    last ``seconds``, and never fewer than two. One scrape taken while a paused process
+    caught up can show a queue that lasted milliseconds; a level held is real. None when
+    the frame has no value."""
+    if frame.empty:
+        return None
+    ordered = frame.dropna(subset=["value"]).sort_values("timestamp")
+    if ordered.empty:
+        return None
+    recent = ordered["timestamp"] >= ordered["timestamp"].iloc[-1] - pd.Timedelta(seconds=seconds)
+    values = ordered["value"][recent] if recent.sum() >= 2 else ordered["value"].iloc[-2:]
+    return float(values.min())
+
+
 def first_breach(frame: pd.DataFrame, threshold: float) -> pd.Timestamp | None:
     """When the series first reached ``threshold`` in its latest run above it."""
     if frame.empty:

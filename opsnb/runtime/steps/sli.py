@@ -9,7 +9,7 @@ import pandas as pd
 
 from ...errors import BackendUnavailable
 from .. import charts
-from ..session import Runbook, first_breach, latest, ratio_to_baseline
+from ..session import Runbook, first_breach, held, latest, ratio_to_baseline
 from ._common import Marks, _display
 
 # A ReplicaSet created this soon after its deployment is the deployment's first, not a rollout.
@@ -170,7 +170,9 @@ def pool(rb: Runbook, marks: Marks = ()) -> None:
         active = frame[frame["state"] == "active"]["value"] if not frame.empty else frame
         rb.facts.pool_waiting = float(waiting.max()) if len(waiting) else 0.0
         rb.facts.pool_active_peak = float(active.max()) if len(active) else None
-        rb.facts.pool_waiting_now = latest(frame[frame["state"] == "waiting"]) if len(
+        # Waiting now means waiting through the newest samples: a single scrape that caught
+        # a burst queued behind a paused process is not an exhausted pool.
+        rb.facts.pool_waiting_now = held(frame[frame["state"] == "waiting"]) if len(
             waiting) else 0.0  # fmt: skip
         check.verdict(
             rb.facts.pool_waiting > 0,
