@@ -107,3 +107,31 @@ def test_the_rehearsal_leaves_no_figure_behind() -> None:
     charts.plt.close("all")
     charts.rehearse()
     assert charts.plt.get_fignums() == []
+
+
+def bars_case() -> pd.DataFrame:
+    return pd.DataFrame({"error": ["DependencyTimeoutError: payments-provider", "KeyError"],
+                         "count": [120, 4]})  # fmt: skip
+
+
+@pytest.mark.parametrize("case", [*sorted(CASES), "bars with a long label"])
+def test_one_layout_pass_fits_the_chart(case) -> None:
+    """Charts are laid out in one measuring pass (matplotlib's ``tight_layout`` measures
+    twice): everything drawn stays inside the figure, and the plot loses at most a few
+    pixels to the margins against ``tight_layout``."""
+    if case in CASES:
+        frame, options = CASES[case]
+        fig = charts.series(frame, title=case, show=False, **options)
+    else:
+        fig = charts.bars(bars_case(), x="error", y="count", title=case, show=False)
+    fig.canvas.draw()
+    drawn = fig.axes[0].get_tightbbox(fig.canvas.get_renderer())
+    assert fig.bbox.x0 <= drawn.x0 and drawn.x1 <= fig.bbox.x1, (drawn, fig.bbox)
+    assert fig.bbox.y0 <= drawn.y0 and drawn.y1 <= fig.bbox.y1, (drawn, fig.bbox)
+    ours = fig.axes[0].bbox.frozen()
+    fig.tight_layout()
+    fig.canvas.draw()
+    theirs = fig.axes[0].bbox
+    assert ours.width == pytest.approx(theirs.width, abs=8)
+    assert ours.height == pytest.approx(theirs.height, abs=8)
+    charts.plt.close(fig)
