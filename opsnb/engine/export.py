@@ -6,6 +6,7 @@ Charts are embedded as data URIs by nbconvert; scripts loaded from the network
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -29,8 +30,41 @@ def _get_exporter() -> Any:
     if _exporter is None:
         from nbconvert import HTMLExporter
 
-        _exporter = HTMLExporter(template_name="lab", log=_exporter_log())
+        _exporter = HTMLExporter(
+            template_name="lab", log=_exporter_log(), filters=_remembering_filters()
+        )
     return _exporter
+
+
+def _remembering_filters() -> dict[str, Any]:
+    """nbconvert's code highlighter and HTML cleaner, remembering their answers.
+
+    Every run of a runbook exports the same code cells again: highlighting them (pygments)
+    and cleaning the highlighted HTML (bleach) was a third of an export. Both are pure
+    functions of their text; outputs, which differ per run, are rendered as before. nbconvert
+    takes filters given here over its own (``TemplateExporter.filters``).
+    """
+    from nbconvert.filters import Highlight2HTML, clean_html
+
+    highlighter = Highlight2HTML(pygments_lexer="ipython3")
+
+    @functools.lru_cache(maxsize=1024)
+    def highlight(source: str, language: str | None, magics: str | None) -> str:
+        return str(highlighter(source, language, {"magics_language": magics} if magics else {}))
+
+    def highlight_code(source: str, language: str | None = None, metadata: Any = None) -> str:
+        return highlight(source, language, (metadata or {}).get("magics_language"))
+
+    @functools.lru_cache(maxsize=1024)
+    def clean(text: str) -> str:
+        return str(clean_html(text))
+
+    def clean_html_remembered(element: Any) -> str:
+        return clean(element.decode() if isinstance(element, bytes) else str(element))
+
+    highlight_code.cache = highlight  # type: ignore[attr-defined]
+    clean_html_remembered.cache = clean  # type: ignore[attr-defined]
+    return {"highlight_code": highlight_code, "clean_html": clean_html_remembered}
 
 
 def _exporter_log() -> logging.Logger:
