@@ -9,6 +9,7 @@ lab's alert rules use 20 s ones).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -223,6 +224,39 @@ def test_pool_exhaustion_ends_with_a_rollout_or_clear(lab, kube):
         wait_for("no waiting", lambda: prom(lab, f"max_over_time({WAITING}[2s])") == 0, 15)
     finally:
         lab.clear()
+
+
+def test_requests_in_flight_move_to_a_replaced_pool(lab):
+    """``kubectl set env DB_POOL_SIZE=N`` replaces the service's pool: requests that had
+    taken the old one finish on the new one, none fails with PoolClosed."""
+    app = LabApp(lab.postgres.conninfo(), lab.redis.url, pods_provider=lambda: [], pool_size=2)
+    app.start()
+    failures: list[BaseException] = []
+    served = 0
+    stop = threading.Event()
+
+    def requests() -> None:
+        nonlocal served
+        while not stop.is_set():
+            try:
+                app._db_item(1)
+                served += 1
+            except BaseException as exc:  # noqa: BLE001 - every failure is the finding
+                failures.append(exc)
+
+    workers = [threading.Thread(target=requests) for _ in range(8)]
+    try:
+        for worker in workers:
+            worker.start()
+        for size in [3, 2] * 15:
+            app.replace_pool(size)
+            time.sleep(0.03)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(10)
+        app.stop()
+    assert failures == [] and served > 100, (failures[:3], served)
 
 
 # --- slow queries ----------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from psycopg import sql
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 SERVICE = "my-service"
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -559,23 +559,41 @@ class LabApp:
             self._template.invalidate()
         wanted = self.behaviour().pool_size or self.pool_size
         if wanted != self.pool.max_size:
-            with self._pool_lock:
-                if wanted != self.pool.max_size:
-                    # A new pool, as the restarted pods of a rollout would have: resizing in
-                    # place keeps every connection of a bigger pool until max_idle (10 min).
-                    old, self.pool = self.pool, self._new_pool(wanted)
-                    # lent-out connections close as they come back to the closed pool
-                    threading.Thread(target=old.close, kwargs={"timeout": 30.0},
-                                     name="old-pool-close", daemon=True).start()  # fmt: skip
+            self.replace_pool(wanted)
         return self.pool
+
+    def replace_pool(self, size: int) -> None:
+        """A new pool of ``size``, as the restarted pods of a rollout would have (resizing in
+        place keeps every connection of a bigger pool until max_idle, 10 min). Requests that
+        took the old one move to the new one (see ``_connection``)."""
+        with self._pool_lock:
+            if self.pool is None or size == self.pool.max_size:
+                return
+            old, self.pool = self.pool, self._new_pool(size)
+        # lent-out connections close as they come back to the closed pool
+        threading.Thread(target=old.close, kwargs={"timeout": 30.0},
+                         name="old-pool-close", daemon=True).start()  # fmt: skip
+
+    def _take(self) -> tuple[ConnectionPool, psycopg.Connection[Any]]:
+        """A connection from the current pool. A request that took a pool just replaced
+        (and so closed) moves to its successor, as one retried on a new pod would, rather
+        than failing with PoolClosed."""
+        pool = self.sized_pool()
+        while True:
+            try:
+                return pool, pool.getconn()
+            except PoolClosed:
+                current = self.pool
+                if current is None or current is pool:
+                    raise  # the service is stopping
+                pool = current
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        pool = self.sized_pool()
         with self._pool_lock:
             self._waiting += 1
         try:
-            conn = pool.getconn()
+            pool, conn = self._take()
         except PoolTimeout:
             waiting, now = self._waiting, time.monotonic()
             if now - self._pool_wait_logged >= 1.0:  # one line a second is enough to see it
