@@ -484,6 +484,40 @@ def test_pages_health_and_metrics(serve):
         assert line in metrics
 
 
+def test_the_link_for_an_alert_leads_to_its_newest_diagnosis(serve):
+    """``/alerts/<fingerprint>`` is what alert notifications link to: a page that waits while
+    the diagnosis runs, then the executed notebook; a clear 404 when there is none."""
+    gate = threading.Event()
+    h = serve(gate=gate)
+    try:
+        h.post(payload(alert("f0a", runbook="high-error-rate", service="payments")))
+        wait_for("the run to start", lambda: h.executor.calls)
+        waiting = h.client.get("/alerts/f0a", follow_redirects=False)
+        assert waiting.status_code == 200
+        assert '<meta http-equiv="refresh"' in waiting.text and "high-error-rate is" in waiting.text
+    finally:
+        gate.set()
+    (run,) = h.finished(1)
+    done = h.client.get("/alerts/f0a", follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/runs/{run['id']}"
+    assert h.client.get("/alerts/f0a").text == f"<html>run {run['id']}</html>"
+    h.post(payload(alert("f0b", runbook="high-error-rate", service="checkout")))
+    assert [r["fingerprint"] for r in h.client.get("/api/v1/runs?fingerprint=f0a").json()[
+        "runs"]] == ["f0a"]  # fmt: skip
+    # an alert that ran nothing says why; one never received says so
+    h.post(payload(alert("f0c", service="payments")))
+    unrouted = h.client.get("/alerts/f0c")
+    assert unrouted.status_code == 404 and unrouted.json()["disposition"] == "unrouted"
+    assert "no run" in unrouted.json()["error"]
+    unknown = h.client.get("/alerts/ffffffffffffffff")
+    assert unknown.status_code == 404 and "was received" in unknown.json()["error"]
+    for bad in ("a.b", "..%2F..%2Fserve.db", "x" * 200, "f0a%00", "%24%28id%29"):
+        answer = h.client.get(f"/alerts/{bad}")
+        assert 400 <= answer.status_code < 500, (bad, answer.status_code)
+        assert "<html>" not in answer.text
+    assert h.client.get("/api/v1/runs?fingerprint=a.b").status_code == 422
+
+
 def test_a_run_folder_outside_the_data_folder_is_never_served(serve):
     h = serve()
     h.post(payload(alert("f02", runbook="high-error-rate", service="payments")))

@@ -6,7 +6,11 @@ GET  /metrics                   Prometheus text format
 GET  /runs                      HTML list of runs
 GET  /runs/{id}                 the run's executed notebook as HTML
 GET  /runs/{id}/notebook        the executed notebook (.ipynb)
-GET  /api/v1/runs[?limit&offset]   runs as JSON;  /api/v1/runs/{id} one run + result.json
+GET  /alerts/{fingerprint}      303 to the alert's newest run page (a page that reloads
+                                itself while it is queued or running); the link for
+                                alert notifications: .../alerts/{{ .Fingerprint }}
+GET  /api/v1/runs[?limit&offset&fingerprint]   runs as JSON (of one alert)
+GET  /api/v1/runs/{id}          one run + result.json
 GET  /api/v1/alerts[?limit&offset] alerts as received, with what became of each
 GET  /openapi.json              this API as OpenAPI 3
 """
@@ -38,6 +42,12 @@ from .worker import Executor, Worker, engine_executor
 log = logging.getLogger("opsnb.serve")
 WEBHOOK_PATH = "/webhook/alertmanager"
 _ID = PathParam(ge=1, le=2**62, description="run id")
+# Alertmanager's fingerprints are 16 hex digits; anything word-like is looked up, nothing
+# else (no separators, no dots) gets past validation.
+FINGERPRINT_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+_FINGERPRINT = PathParam(
+    pattern=FINGERPRINT_PATTERN, description="the alert's fingerprint (Alertmanager's)"
+)
 
 
 @dataclass
@@ -210,11 +220,45 @@ def create_app(settings: ServeSettings, executor: Executor | None = None) -> Fas
             return _error(404, f"run {run_id} has no notebook (status {run['status']})")
         return FileResponse(path, media_type="application/x-ipynb+json", filename=path.name)
 
+    @app.get(
+        "/alerts/{fingerprint}",
+        summary="An alert's newest diagnosis: the link to put in alert notifications",
+        response_class=HTMLResponse,
+        responses={303: {"description": "to the run's page"}, 404: {"description": "no run"}},
+    )
+    def alert_page(fingerprint: str = _FINGERPRINT) -> Response:
+        newest = service.store.runs(1, 0, fingerprint=fingerprint)
+        if not newest:
+            alert = service.store.last_alert(fingerprint)
+            if alert is None:
+                return _error(404, f"no alert with fingerprint {fingerprint} was received")
+            return _error(
+                404,
+                f"alert {fingerprint} has no run: {alert['disposition']}"
+                + (f" ({alert['reason']})" if alert.get("reason") else ""),
+                disposition=alert["disposition"],
+            )
+        run = newest[0]
+        if run["status"] in ("queued", "running"):
+            return HTMLResponse(pages.in_progress_page(fingerprint, run))
+        if pages.run_file(settings.data_dir, run, "html") is None:
+            return _error(
+                404,
+                f"run {run['id']} of alert {fingerprint} has no notebook page "
+                f"(status {run['status']}): {run.get('error') or ''}".rstrip(": "),
+                run_status=run["status"],
+            )
+        return RedirectResponse(f"/runs/{run['id']}", status_code=303)
+
     @app.get("/api/v1/runs", summary="Runs, newest first")
     def api_runs(
-        limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=2**31)
+        limit: int = Query(100, ge=1, le=1000),
+        offset: int = Query(0, ge=0, le=2**31),
+        fingerprint: str | None = Query(
+            None, pattern=FINGERPRINT_PATTERN, description="only the runs of this alert"
+        ),
     ) -> dict[str, Any]:
-        return {"runs": service.store.runs(limit, offset)}
+        return {"runs": service.store.runs(limit, offset, fingerprint=fingerprint)}
 
     @app.get("/api/v1/runs/{run_id}", summary="One run, with its result.json when finished")
     def api_run(run_id: int = _ID) -> Response:

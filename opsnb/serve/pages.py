@@ -74,3 +74,20 @@ def runs_page(runs: list[dict[str, Any]], stats: dict[str, Any]) -> str:
         "<th>target</th><th>service</th><th>status</th><th>findings</th><th>duration</th>"
         f"<th>queued at</th></tr>{''.join(rows)}</table></body></html>"
     )
+
+
+def in_progress_page(fingerprint: str, run: dict[str, Any], refresh_seconds: int = 2) -> str:
+    """What the link from an alert shows while its diagnosis is queued or running: the page
+    reloads itself and lands on the executed notebook once it is there."""
+    e = html.escape
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="{refresh_seconds}">'
+        f"<title>opsnb: diagnosing {e(run.get('alertname') or fingerprint)}</title>"
+        f"<style>{STYLE}</style></head><body>"
+        f"<h1>{e(run['runbook'])} is {e(run['status'])} for alert "
+        f"{e(run.get('alertname') or '')} <small>{e(fingerprint)}</small></h1>"
+        f"<p>Run {run['id']} on target {e(run['target'])}, queued at "
+        f"{_when(run['created_at'])}. This page reloads every {refresh_seconds} s and shows "
+        "the executed notebook when it is ready.</p></body></html>"
+    )

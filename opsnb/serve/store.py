@@ -434,9 +434,25 @@ class Store:
         rows = self._rows("SELECT * FROM runs WHERE id=?", run_id)
         return _decode(rows[0]) if rows else None
 
-    def runs(self, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT * FROM runs ORDER BY id DESC LIMIT ? OFFSET ?", limit, offset)
+    def runs(
+        self, limit: int = 200, offset: int = 0, fingerprint: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Runs newest first; of one alert (its fingerprint) when given."""
+        if fingerprint is None:
+            rows = self._rows("SELECT * FROM runs ORDER BY id DESC LIMIT ? OFFSET ?", limit, offset)
+        else:
+            rows = self._rows(
+                "SELECT * FROM runs WHERE fingerprint=? ORDER BY id DESC LIMIT ? OFFSET ?",
+                fingerprint, limit, offset,
+            )  # fmt: skip
         return [_decode(r) for r in rows]
+
+    def last_alert(self, fingerprint: str) -> dict[str, Any] | None:
+        """The newest alert received with this fingerprint."""
+        rows = self._rows(
+            "SELECT * FROM alerts WHERE fingerprint=? ORDER BY id DESC LIMIT 1", fingerprint
+        )
+        return rows[0] if rows else None
 
     def alerts(self, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
         rows = self._rows("SELECT * FROM alerts ORDER BY id DESC LIMIT ? OFFSET ?", limit, offset)
