@@ -368,8 +368,8 @@ def join_with_line_ends(lines: list[str], rng: random.Random, final: bool) -> st
 def chunk_size(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
     """The fast path with its usual chunks, and with many small ones (line ends, runs
     and error lines across chunk boundaries)."""
-    monkeypatch.setattr(logs, "_CHUNK", request.param)
-    monkeypatch.setattr(logs, "_TAIL", min(request.param // 4, 1 << 16))
+    monkeypatch.setattr(logs.scan, "_CHUNK", request.param)
+    monkeypatch.setattr(logs.scan, "_TAIL", min(request.param // 4, 1 << 16))
     return int(request.param)
 
 
