@@ -64,3 +64,21 @@ def test_the_page_is_nbconverts_and_repeated_cells_are_rendered_once(tmp_path: P
     # the second run's code cells came from what the first run rendered
     assert highlighted.cache_info().hits >= 2
     assert cleaned.cache_info().hits >= 2
+
+
+def test_markdown_from_parameters_cannot_add_markup_to_the_page(tmp_path: Path) -> None:
+    """A maintenance reason typed by the operator (or anything measured) is shown as text."""
+    from opsnb.runtime.show import without_html
+
+    reason = "DB upgrade <img src=x onerror=alert(1)> & <script>alert(2)</script>"
+    nb = executed(1)
+    nb.cells[1].outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            {"text/markdown": without_html(f"**Reason**: {reason}"), "text/plain": reason},
+        )
+    ]
+    html = export.to_html(json.loads(nbformat.writes(nb)), tmp_path / "m.html", title="t")
+    page = html.read_text()
+    assert "<strong>Reason</strong>: DB upgrade &lt;img" in page
+    assert 'onerror="' not in page and "<script>alert(2)" not in page  # no element made

@@ -24,11 +24,18 @@ def display(obj: Any) -> None:
 
 
 def markdown(text: str) -> None:
-    """Markdown rendered in a notebook; the raw text elsewhere."""
+    """Markdown rendered in a notebook; the raw text elsewhere. See ``without_html``."""
     if not _in_notebook():
         print(text)
         return
     from IPython.display import Markdown
     from IPython.display import display as ipython_display
 
-    ipython_display(Markdown(text))
+    ipython_display(Markdown(without_html(text)))
+
+
+def without_html(text: str) -> str:
+    """Markdown whose raw HTML shows as text: Markdown passes tags through to the notebook
+    and its HTML page, and these texts carry parameters (a maintenance reason) and measured
+    values, so every "<" is escaped. (Not for code spans, which would show "&lt;".)"""
+    return text.replace("<", "&lt;")
