@@ -433,11 +433,16 @@ def _alert_start(text: str) -> pd.Timestamp | None:
 # --- small helpers runbook cells use on series frames -------------------------------------
 
 
+def _in_time_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a series frame that have a value, oldest first."""
+    return frame.dropna(subset=["value"]).sort_values("timestamp")
+
+
 def latest(frame: pd.DataFrame) -> float | None:
     """The newest non-NaN value of a series frame, or None when there is none."""
     if frame.empty:
         return None
-    values = frame.sort_values("timestamp")["value"].dropna()
+    values = _in_time_order(frame)["value"]
     return None if values.empty else float(values.iloc[-1])
 
 
@@ -448,7 +453,7 @@ def held(frame: pd.DataFrame, seconds: float = 20) -> float | None:
     the frame has no value."""
     if frame.empty:
         return None
-    ordered = frame.dropna(subset=["value"]).sort_values("timestamp")
+    ordered = _in_time_order(frame)
     if ordered.empty:
         return None
     recent = ordered["timestamp"] >= ordered["timestamp"].iloc[-1] - pd.Timedelta(seconds=seconds)
@@ -460,7 +465,7 @@ def first_breach(frame: pd.DataFrame, threshold: float) -> pd.Timestamp | None:
     """When the series first reached ``threshold`` in its latest run above it."""
     if frame.empty:
         return None
-    ordered = frame.dropna(subset=["value"]).sort_values("timestamp")
+    ordered = _in_time_order(frame)
     if ordered.empty:
         return None
     above = (ordered["value"] >= threshold).to_numpy()

@@ -196,8 +196,7 @@ class ServeSettings:
     def preload_code(self) -> str:
         from ..engine.kernels import PRELOAD
 
-        modules = [m.strip() for m in self.preload.split(",") if m.strip()]
-        imports = "".join(f"import {m}\n" for m in modules)
+        imports = "".join(f"import {m}\n" for m in _modules(self.preload))
         return PRELOAD + imports + "opsnb.runtime.charts.rehearse()\n"
 
 
@@ -321,13 +320,16 @@ def parse(raw: Mapping[str, Any], *, where: str = "serve") -> ServeSettings:
     return ServeSettings(**values)
 
 
+def _modules(listing: str) -> list[str]:
+    """The module names of a ``preload`` listing (comma-separated)."""
+    return [m.strip() for m in listing.split(",") if m.strip()]
+
+
 def _check_modules(listing: str, where: str) -> None:
     """Every preload module must exist: a typo would otherwise cost each run its import."""
     import importlib.util
 
-    for name in (m.strip() for m in listing.split(",")):
-        if not name:
-            continue
+    for name in _modules(listing):
         try:
             found = importlib.util.find_spec(name) is not None
         except (ImportError, ValueError):
