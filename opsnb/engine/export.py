@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import threading
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,99 @@ _lock = threading.Lock()
 def _get_exporter() -> Any:
     global _exporter
     if _exporter is None:
-        from nbconvert import HTMLExporter
-
-        _exporter = HTMLExporter(
-            template_name="lab", log=_exporter_log(), filters=_remembering_filters()
+        _exporter = _page_exporter_class()(
+            template_name="lab",
+            log=_exporter_log(),
+            filters=_remembering_filters(),
+            # validate the notebook once, after all preprocessors, not after each of them
+            optimistic_validation=True,
         )
     return _exporter
+
+
+def _page_exporter_class() -> type:
+    """nbconvert's HTML exporter, finishing its page without parsing it into a tree.
+
+    ``HTMLExporter.from_notebook_node`` renders the template, then parses the whole page
+    with BeautifulSoup only to add two attributes: a generic ``alt`` on images that have
+    none, and ``tabindex="0"`` on cell inputs and outputs. A runbook's page has some 7,000
+    tags (highlighted code, tables): that parse and the re-serialisation were two thirds of
+    an export. Here the template's page is taken before that step, and the same attributes
+    are written into the same start tags, found by the standard library's HTML tokenizer,
+    the one BeautifulSoup's parser uses. The exporter's own set-up (filters, resources,
+    widget state) stays nbconvert's: ``_TemplatePage`` sits between ``HTMLExporter`` and
+    ``TemplateExporter`` in the method order, keeps the rendered page, and hands
+    ``HTMLExporter`` an empty one to parse.
+    """
+    from nbconvert import HTMLExporter
+    from nbconvert.exporters.templateexporter import TemplateExporter
+
+    class _TemplatePage(TemplateExporter):
+        rendered: str | None = None
+
+        def from_notebook_node(self, nb: Any, resources: Any = None, **kw: Any) -> Any:
+            html, resources = super().from_notebook_node(nb, resources, **kw)
+            self.rendered = html
+            return "", resources
+
+    class PageExporter(HTMLExporter, _TemplatePage):
+        def from_notebook_node(self, nb: Any, resources: Any = None, **kw: Any) -> Any:
+            self.rendered = None
+            _, resources = super().from_notebook_node(nb, resources, **kw)
+            page, self.rendered = self.rendered, None
+            if page is None:  # nbconvert no longer renders through TemplateExporter
+                raise RuntimeError("nbconvert's HTMLExporter did not render a page")
+            return finish_page(page), resources
+
+    return PageExporter
+
+
+# What HTMLExporter adds to the rendered page (nbconvert 7.x, from_notebook_node).
+MISSING_ALT = "No description has been provided for this image"
+FOCUSABLE = frozenset({"jp-Cell-inputWrapper", "jp-OutputArea-output"})  # divs in .jp-Notebook
+
+
+class _StartTags(HTMLParser):
+    """Where attributes go: into each start tag that needs one."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        # (line and column where the tag starts, how far into it the text goes, text)
+        self.inserts: list[tuple[int, int, int, str]] = []
+        self._in_notebook = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = {name for name, _ in attrs}
+        classes = set(next((v or "" for n, v in attrs if n == "class"), "").split())
+        if "jp-Notebook" in classes:
+            self._in_notebook = True
+        if tag == "img" and "alt" not in names:
+            extra = f'alt="{MISSING_ALT}"'
+        elif tag == "div" and self._in_notebook and classes & FOCUSABLE and "tabindex" not in names:
+            extra = 'tabindex="0"'
+        else:
+            return
+        raw = self.get_starttag_text() or ""
+        # bs4 writes an added attribute last, before the ">" (or "/>")
+        self.inserts.append((*self.getpos(), len(raw) - (2 if raw.endswith("/>") else 1), extra))
+
+
+def finish_page(html: str) -> str:
+    """Add what nbconvert's HTMLExporter adds to a rendered page: ``alt`` text on images
+    without any, ``tabindex="0"`` on the notebook's cell inputs and outputs."""
+    tags = _StartTags()
+    tags.feed(html)
+    tags.close()
+    if not tags.inserts:
+        return html
+    line_starts = [0] + [m.end() for m in re.finditer("\n", html)]
+    parts, done = [], 0
+    for line, column, into, extra in tags.inserts:
+        at = line_starts[line - 1] + column + into
+        parts += [html[done:at], " ", extra]
+        done = at
+    parts.append(html[done:])
+    return "".join(parts)
 
 
 def _remembering_filters() -> dict[str, Any]:
