@@ -135,3 +135,23 @@ def test_one_layout_pass_fits_the_chart(case) -> None:
     assert ours.width == pytest.approx(theirs.width, abs=8)
     assert ours.height == pytest.approx(theirs.height, abs=8)
     charts.plt.close(fig)
+
+
+@pytest.mark.parametrize("case", [*sorted(CASES), "bars with a long label"])
+def test_shortcuts_change_no_pixel(case, monkeypatch) -> None:
+    """Axis labels placed by hand and times plotted as UTC datetime64 are shortcuts: the
+    chart is the one matplotlib draws with its own label placement and aware timestamps."""
+
+    def draw() -> Image.Image:
+        if case in CASES:
+            frame, options = CASES[case]
+            return png(charts.series(frame, title=case, show=False, **options))
+        return png(charts.bars(bars_case(), x="error", y="count", title=case, show=False))
+
+    fast = draw()
+    monkeypatch.setattr(
+        charts, "_axes", lambda size: charts.plt.subplots(figsize=size, dpi=charts.DPI)
+    )
+    monkeypatch.setattr(charts, "_times", lambda values: values)
+    assert same_picture(fast, draw())
+    charts.plt.close("all")
