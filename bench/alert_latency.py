@@ -93,8 +93,8 @@ def main() -> None:
     med = statistics.median
     other = med(alerts) - med(queue) - med(execution) - med(rest)
     print(
-        f"alert time, medians: queue {med(queue):.3f} s, notebook execution "
-        f"{med(execution):.3f} s, HTML + record {med(rest):.3f} s, HTTP and polling "
+        f"alert time, medians: queue {med(queue):.3f} s, notebook execution with its "
+        f"charts {med(execution):.3f} s, HTML + record {med(rest):.3f} s, HTTP and polling "
         f"{other:.3f} s"
     )
     ratio = percentile(pm, 0.5) / percentile(alerts, 0.5)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 # What every runbook's first cells import anyway.
-PRELOAD = "import pandas, matplotlib.pyplot, opsnb.runtime, opsnb.runtime.charts\n"
+PRELOAD = "import pandas, matplotlib.pyplot, opsnb.runtime.session, opsnb.runtime.charts\n"
 
 
 def _ready_client_class() -> type:

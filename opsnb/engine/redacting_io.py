@@ -41,14 +41,7 @@ class RedactingHandler:
         local = self._local(path)
         with _lock:
             redactor = _redactors.get(local) or Redactor()
-        data = redactor.data(json.loads(buf))
-        text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
-        tmp = f"{local}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, local)  # a reader never sees half a notebook
-        with _lock:
-            _last_written[local] = data
+        rewrite(Path(local), json.loads(buf), redactor)
 
     def pretty_path(self, path: str) -> str:
         return self._local(path)
@@ -59,6 +52,20 @@ def route(local_path: Path, redactor: Redactor) -> str:
     with _lock:
         _redactors[str(local_path)] = redactor
     return PREFIX + str(local_path)
+
+
+def rewrite(local_path: Path, nb: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """Write ``nb`` (the on-disk form) redacted, whole or not at all; return what was
+    written."""
+    data = redactor.data(nb)
+    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    tmp = f"{local_path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, local_path)  # a reader never sees half a notebook
+    with _lock:
+        _last_written[str(local_path)] = data
+    return data
 
 
 def last_written(local_path: Path) -> dict[str, Any] | None:

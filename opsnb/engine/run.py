@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import catalog
 from ..catalog import Runbook
@@ -26,6 +26,9 @@ from ..records import utcnow
 from ..secrets import Redactor
 from . import record
 from .kernels import WarmKernel
+
+if TYPE_CHECKING:
+    from .chart_renderer import ChartRenderer, Filled
 
 DEFAULT_CELL_TIMEOUT = 120.0
 DEFAULT_DEADLINE = 600.0
@@ -68,6 +71,7 @@ class RunResult:
     run_dir: Path
     result: dict[str, Any]
     incident: str | None = None  # the incident the run was attached to
+    charts: Filled | None = None  # charts put in place after the run (drawn beside it)
 
     @property
     def ok(self) -> bool:
@@ -146,12 +150,17 @@ def start_kernel(mode: str = "manual") -> WarmKernel:
     return WarmKernel(env={"OPSNB_MODE": mode})
 
 
-def execute(prepared: Prepared, kernel: WarmKernel | None = None) -> RunResult:
-    """Run a prepared runbook on ``kernel`` (a fresh warm kernel when not given)."""
+def execute(
+    prepared: Prepared, kernel: WarmKernel | None = None, renderer: ChartRenderer | None = None
+) -> RunResult:
+    """Run a prepared runbook on ``kernel`` (a fresh warm kernel when not given). With a
+    ``renderer`` (whose address the kernel's environment holds), charts are drawn beside
+    the kernel and put in place once the notebook has run."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from . import export, redacting_io
+    from ..runtime import chart_jobs
+    from . import chart_renderer, export, redacting_io
 
     request, runbook = prepared.request, prepared.runbook
     kernel = kernel or start_kernel(request.mode)
@@ -161,6 +170,7 @@ def execute(prepared: Prepared, kernel: WarmKernel | None = None) -> RunResult:
     exporter.start()
     run_dir = make_run_dir(Path(request.out_dir), runbook.name)
     nb_path = run_dir / f"{runbook.name}.ipynb"
+    chart_folder = run_dir / ".charts"
     output = redacting_io.route(nb_path, prepared.redactor)
     deadline = time.monotonic() + request.deadline
 
@@ -173,7 +183,10 @@ def execute(prepared: Prepared, kernel: WarmKernel | None = None) -> RunResult:
     error: dict[str, Any] | None = None
     try:
         km = kernel.wait()
-        kernel.run_silently(f"import os; os.chdir({str(run_dir)!r})")
+        kernel.run_silently(
+            f"import os; os.chdir({str(run_dir)!r}); "
+            f"os.environ[{chart_jobs.FOLDER!r}] = {str(chart_folder)!r}"
+        )
         papermill.execute_notebook(
             str(runbook.path),
             output,
@@ -192,9 +205,20 @@ def execute(prepared: Prepared, kernel: WarmKernel | None = None) -> RunResult:
         error = {"ename": type(exc).__name__, "evalue": prepared.redactor.text(str(exc))}
     finally:
         kernel.shutdown(wait=False)  # each kernel serves one run; nothing waits for its exit
-    finished_at, duration = utcnow(), time.monotonic() - began
 
     nb = redacting_io.last_written(nb_path)
+    filled = None
+    if nb is not None:
+        alive = renderer.alive if renderer is not None else (lambda: False)
+        # what is left of the run's deadline, but a few seconds to draw late charts here
+        wait = min(30.0, max(5.0, deadline - time.monotonic()))
+        filled = chart_renderer.fill(nb, chart_folder, renderer_alive=alive, timeout=wait)
+        if filled.here:
+            print(f"opsnb: {filled.here} chart(s) drawn after the run, not by the renderer",
+                  file=sys.stderr)  # fmt: skip
+        if filled.total:
+            nb = redacting_io.rewrite(nb_path, nb, prepared.redactor)
+    finished_at, duration = utcnow(), time.monotonic() - began  # charts in place: done
     redacting_io.release(nb_path)
     if nb is None:  # nothing was written: the kernel never started
         nb = json.loads(runbook.path.read_text(encoding="utf-8"))
@@ -224,7 +248,7 @@ def execute(prepared: Prepared, kernel: WarmKernel | None = None) -> RunResult:
     (run_dir / "result.json").write_text(
         json.dumps(prepared.redactor.data(result), indent=2) + "\n", encoding="utf-8"
     )
-    outcome = RunResult(run_dir, result)
+    outcome = RunResult(run_dir, result, charts=filled)
     outcome.incident = attach_to_incident(outcome, prepared)
     return outcome
 

@@ -6,7 +6,7 @@ Figures are small (about 30 KB as PNG) so a whole executed runbook stays well un
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import matplotlib.dates as mdates
@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.collections import PolyCollection
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter
+
+from . import chart_jobs
 
 SIZE = (8.5, 2.6)
 DPI = 72
@@ -118,8 +120,28 @@ def series(
 
     ``by`` names the label column that splits series; ``threshold`` draws a dashed line and
     shades where the series is above it; ``rollouts`` is (time, label) pairs drawn as
-    vertical lines.
+    vertical lines. Shown, it returns None when a chart renderer draws it beside the kernel
+    (see ``chart_jobs``), else the (closed) figure.
     """
+    options: dict[str, Any] = {"title": title, "by": by, "threshold": threshold,
+               "threshold_label": threshold_label, "percent": percent, "seconds": seconds,
+               "rollouts": list(rollouts)}  # fmt: skip
+    if show and chart_jobs.submit("series", frame, options):
+        return None
+    return _present(_series_figure(frame, **options), show=show)
+
+
+def _series_figure(
+    frame: pd.DataFrame,
+    *,
+    title: str,
+    by: str | None,
+    threshold: float | None,
+    threshold_label: str,
+    percent: bool,
+    seconds: bool,
+    rollouts: list[tuple[Any, str]],
+) -> Any:
     fig, ax = _axes(SIZE)
     if frame.empty:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
@@ -149,10 +171,23 @@ def series(
         locator = mdates.AutoDateLocator()
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    return fig
+
+
+def _present(fig: Any, *, show: bool) -> Any:
     _finish(fig, final=show)
     if show:
         plt.show()
         plt.close(fig)
+    return fig
+
+
+def final_figure(kind: str, frame: pd.DataFrame, options: dict[str, Any]) -> Any:
+    """The figure ``series`` or ``bars`` would show for these arguments, laid out and
+    final, still open (for a renderer to draw; the caller closes it)."""
+    builders: dict[str, Callable[..., Any]] = {"series": _series_figure, "bars": _bars_figure}
+    fig = builders[kind](frame, **options)
+    _finish(fig, final=True)
     return fig
 
 
@@ -172,7 +207,15 @@ def _shade(ax: Any, times: pd.Series, above: np.ndarray) -> None:
 
 
 def bars(frame: pd.DataFrame, *, x: str, y: str, title: str, show: bool = True) -> Any:
-    """A horizontal bar chart, largest first (error types, endpoints)."""
+    """A horizontal bar chart, largest first (error types, endpoints). Shown, it returns
+    None when a chart renderer draws it beside the kernel, else the (closed) figure."""
+    options: dict[str, Any] = {"x": x, "y": y, "title": title}
+    if show and chart_jobs.submit("bars", frame, options):
+        return None
+    return _present(_bars_figure(frame, **options), show=show)
+
+
+def _bars_figure(frame: pd.DataFrame, *, x: str, y: str, title: str) -> Any:
     fig, ax = _axes((SIZE[0], max(1.6, 0.3 * len(frame) + 0.8)))
     if frame.empty:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
@@ -181,10 +224,6 @@ def bars(frame: pd.DataFrame, *, x: str, y: str, title: str, show: bool = True) 
         ax.barh(ordered[x].astype(str), ordered[y], color="#cf222e")
     ax.set_title(title, fontsize=10, loc="left")
     ax.tick_params(labelsize=8)
-    _finish(fig, final=show)
-    if show:
-        plt.show()
-        plt.close(fig)
     return fig
 
 

@@ -31,6 +31,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
+from ..engine.chart_renderer import ChartRenderer
 from . import models, pages, routing
 from .metrics import CONTENT_TYPE, Metrics
 from .notify import Notifier
@@ -59,6 +60,7 @@ class Service:
     notifier: Notifier
     metrics: Metrics
     token: bytes
+    renderer: ChartRenderer | None = None
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -81,16 +83,19 @@ def build_service(settings: ServeSettings, executor: Executor | None = None) -> 
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.db_path)
     running: dict[int, float] = {}
+    renderer = ChartRenderer() if executor is None and settings.chart_renderer else None
     pool = KernelPool(
         settings.pool_size if executor is None else 0,
         preload=settings.preload_code(),
+        env=renderer.kernel_env() if renderer is not None else None,
         idle=lambda: not running,
     )
-    worker = Worker(store, settings, executor or engine_executor(settings, pool))
+    worker = Worker(store, settings, executor or engine_executor(settings, pool, renderer))
     worker.running = running
     metrics = Metrics(store, pool.stats, lambda: len(worker.running))
     worker.on_finish = lambda run, status, duration: metrics.run_finished(status, duration)
-    return Service(settings, store, pool, worker, Notifier(store, settings), metrics, token)
+    notifier = Notifier(store, settings)
+    return Service(settings, store, pool, worker, notifier, metrics, token, renderer)
 
 
 def create_app(settings: ServeSettings, executor: Executor | None = None) -> FastAPI:
@@ -98,6 +103,8 @@ def create_app(settings: ServeSettings, executor: Executor | None = None) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if service.renderer is not None:
+            service.renderer.start()
         service.pool.start()
         service.worker.start()
         service.notifier.start()
@@ -107,6 +114,8 @@ def create_app(settings: ServeSettings, executor: Executor | None = None) -> Fas
             service.worker.stop()
             service.notifier.stop()
             service.pool.close()
+            if service.renderer is not None:
+                service.renderer.stop()
             service.store.close()
 
     app = FastAPI(

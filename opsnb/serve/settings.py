@@ -103,6 +103,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("concurrency", "int", 1, "runs executing at once"),
     Setting("queue_size", "int", 100, "queued runs at most; past it a webhook gets 503"),
     Setting("pool_size", "int", 2, "warm kernels kept ready"),
+    Setting(
+        "chart_renderer",
+        "bool",
+        True,
+        "draw runbooks' charts in a process beside the kernels, on another core, while the "
+        "runbook goes on",
+    ),
     Setting("run_deadline", "float", 300.0, "seconds one run may take"),
     Setting("cell_timeout", "float", 120.0, "seconds one cell may take"),
     Setting(
@@ -171,6 +178,7 @@ class ServeSettings:
     concurrency: int = 1
     queue_size: int = 100
     pool_size: int = 2
+    chart_renderer: bool = True
     run_deadline: float = 300.0
     cell_timeout: float = 120.0
     max_attempts: int = 2

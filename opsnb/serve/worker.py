@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..engine.chart_renderer import ChartRenderer
 from ..errors import OpsnbError
 from .notify import summary_payload
 from .pool import KernelPool
@@ -30,8 +31,11 @@ Outcome = tuple[str, Path | None, list[dict[str, Any]], float | None, str | None
 Executor = Callable[[dict[str, Any]], Outcome]
 
 
-def engine_executor(settings: ServeSettings, pool: KernelPool) -> Executor:
-    """Execute a run row with opsnb's engine on a kernel from the pool."""
+def engine_executor(
+    settings: ServeSettings, pool: KernelPool, renderer: ChartRenderer | None = None
+) -> Executor:
+    """Execute a run row with opsnb's engine on a kernel from the pool, its charts drawn by
+    ``renderer`` when there is one."""
 
     def execute_run(run: dict[str, Any]) -> Outcome:
         from ..engine.run import RunRequest, execute, prepare
@@ -53,7 +57,9 @@ def engine_executor(settings: ServeSettings, pool: KernelPool) -> Executor:
         except OpsnbError as exc:
             return "failed", None, [], None, f"not started: {exc}"
         kernel = pool.take()
-        result = execute(prepared, kernel)
+        if renderer is not None:
+            renderer.ensure_running()
+        result = execute(prepared, kernel, renderer)
         if kernel.preload_error:
             log.warning("kernel preload failed (the run imported what it needed): %s",
                         kernel.preload_error)  # fmt: skip
