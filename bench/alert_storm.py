@@ -31,14 +31,16 @@ SENDERS = 8
 
 
 def tree_rss(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, in bytes."""
+    """Memory of ``pid`` and all its descendants, in bytes: their proportional set sizes
+    (a page shared by n processes counts 1/n in each), so pages a forked process shares
+    with its parent are counted once."""
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += next(int(line.split()[1]) * 1024 for line in status.splitlines()
-                          if line.startswith("VmRSS:"))  # fmt: skip
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            total += next(int(line.split()[1]) * 1024 for line in rollup.splitlines()
+                          if line.startswith("Pss:"))  # fmt: skip
             for task in Path(f"/proc/{current}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, StopIteration):
@@ -150,8 +152,8 @@ def main() -> None:
     print(f"runs started         {len(runs)} ({dict(outcomes)})")
     print(f"duplicate diagnoses  {len(duplicates)}")
     print(f"all done after       {done:.1f} s")
-    print(f"peak memory          service {service_peak / 2**20:.0f} MiB, service and kernels "
-          f"{peak['tree'] / 2**20:.0f} MiB")  # fmt: skip
+    print(f"peak memory          service {service_peak / 2**20:.0f} MiB (RSS), service with its "
+          f"kernels and chart renderer {peak['tree'] / 2**20:.0f} MiB (PSS)")  # fmt: skip
     print(f"alerts lost          {len(lost)}")
     if lost or duplicates or len(runs) != args.alerts:
         sys.exit(1)

@@ -83,7 +83,7 @@ def test_charts_drawn_beside_the_kernel_are_the_kernels_own(
 def test_a_renderer_that_is_gone_costs_no_chart(tmp_path, renderer, drawn_in_the_kernel) -> None:
     """The kernel's hand-over is refused at once: it draws every chart itself."""
     assert renderer.pid is not None
-    os.kill(renderer.pid, signal.SIGKILL)
+    os.killpg(renderer.pid, signal.SIGKILL)  # the renderer and its drawers
     result = run(tmp_path, renderer)
     assert result.ok and result.charts is not None and result.charts.total == 0
     assert charts(result) == drawn_in_the_kernel
@@ -95,15 +95,15 @@ def test_charts_a_dying_renderer_left_are_drawn_after_the_run(
     """A stopped renderer takes the jobs and draws nothing; it dies while the engine waits
     for it, and the engine draws them."""
     assert renderer.pid is not None
-    os.kill(renderer.pid, signal.SIGSTOP)
-    killer = threading.Timer(6.0, os.kill, (renderer.pid, signal.SIGKILL))
+    os.killpg(renderer.pid, signal.SIGSTOP)
+    killer = threading.Timer(6.0, os.killpg, (renderer.pid, signal.SIGKILL))
     killer.start()
     try:
         result = run(tmp_path, renderer)
     finally:
         killer.cancel()
         with contextlib.suppress(ProcessLookupError):  # killed, and reaped by alive()
-            os.kill(renderer.pid, signal.SIGKILL)
+            os.killpg(renderer.pid, signal.SIGKILL)
     assert result.ok and result.charts is not None
     assert (result.charts.by_renderer, result.charts.here) == (0, CHARTS)
     assert charts(result) == drawn_in_the_kernel

@@ -15,10 +15,12 @@ folder (mode 0700): only the user that runs opsnb serve, and its kernels, can re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +40,9 @@ log = logging.getLogger("opsnb.serve")
 class ChartRenderer:
     """Start, watch and stop the renderer process."""
 
-    def __init__(self) -> None:
+    def __init__(self, drawers: int | None = None) -> None:
+        # two drawers on two cores or more (a run's kernel and serve take the rest)
+        self.drawers = drawers or min(2, os.cpu_count() or 1)
         self._folder = Path(tempfile.mkdtemp(prefix="opsnb-charts-"))  # short: a socket path
         self.address = str(self._folder / "s")
         self._process: subprocess.Popen[bytes] | None = None
@@ -54,8 +58,11 @@ class ChartRenderer:
             if self.alive():
                 return self
             Path(self.address).unlink(missing_ok=True)
+            # its own process group: stop() ends the forked drawers with it
             self._process = subprocess.Popen(
-                [sys.executable, "-m", __name__, self.address], stdin=subprocess.DEVNULL
+                [sys.executable, "-m", __name__, self.address, str(self.drawers)],
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         return self
 
@@ -80,14 +87,20 @@ class ChartRenderer:
     def stop(self) -> None:
         with self._lock:
             process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
+        if process is not None:
+            _signal_group(process, signal.SIGTERM)
             try:
                 process.wait(5)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
                 process.wait()
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    """Signal the renderer and its forked drawers (its process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
 
 
 @dataclass
@@ -184,7 +197,7 @@ def _as_written(data: dict[str, Any]) -> dict[str, Any]:
     return dict(cell.outputs[0]["data"])
 
 
-def _serve(address: str) -> None:
+def _serve(address: str, drawers: int) -> None:
     """The renderer process: draw the jobs named on the socket, in arrival order."""
     parent = os.getppid()
     # Bind first: kernels can name jobs while matplotlib is imported; they queue.
@@ -197,11 +210,20 @@ def _serve(address: str) -> None:
     from ..runtime import charts
 
     charts.rehearse()
+    # Drawers share the socket, each datagram going to one of them: while a run's kernel
+    # computes, one core draws; once it is done, both do. Forked once warm (no threads
+    # here), so a second drawer costs no start-up and little memory.
+    for _ in range(drawers - 1):
+        if os.fork() == 0:
+            parent = os.getppid()
+            break
     while True:
         try:
             job = sock.recv(4096).decode()
         except TimeoutError:
-            if os.getppid() != parent:  # opsnb serve is gone
+            if (
+                os.getppid() != parent
+            ):  # opsnb serve (or, for a forked drawer, the renderer) is gone
                 return
             continue
         _draw(Path(job))
@@ -226,4 +248,4 @@ def _draw(job: Path) -> None:
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1])
+    _serve(sys.argv[1], int(sys.argv[2]))

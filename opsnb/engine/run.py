@@ -183,10 +183,10 @@ def execute(
     error: dict[str, Any] | None = None
     try:
         km = kernel.wait()
-        kernel.run_silently(
-            f"import os; os.chdir({str(run_dir)!r}); "
-            f"os.environ[{chart_jobs.FOLDER!r}] = {str(chart_folder)!r}"
-        )
+        setup = f"import os; os.chdir({str(run_dir)!r})"
+        if renderer is not None:  # the kernel hands its charts over only given a job folder
+            setup += f"; os.environ[{chart_jobs.FOLDER!r}] = {str(chart_folder)!r}"
+        kernel.run_silently(setup)
         papermill.execute_notebook(
             str(runbook.path),
             output,

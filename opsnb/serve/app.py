@@ -90,7 +90,10 @@ def build_service(settings: ServeSettings, executor: Executor | None = None) -> 
         env=renderer.kernel_env() if renderer is not None else None,
         idle=lambda: not running,
     )
-    worker = Worker(store, settings, executor or engine_executor(settings, pool, renderer))
+    executor = executor or engine_executor(
+        settings, pool, renderer, backlog=lambda: store.queue_depth() > 0
+    )
+    worker = Worker(store, settings, executor)
     worker.running = running
     metrics = Metrics(store, pool.stats, lambda: len(worker.running))
     worker.on_finish = lambda run, status, duration: metrics.run_finished(status, duration)

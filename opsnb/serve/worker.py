@@ -32,10 +32,19 @@ Executor = Callable[[dict[str, Any]], Outcome]
 
 
 def engine_executor(
-    settings: ServeSettings, pool: KernelPool, renderer: ChartRenderer | None = None
+    settings: ServeSettings,
+    pool: KernelPool,
+    renderer: ChartRenderer | None = None,
+    backlog: Callable[[], bool] = lambda: False,
 ) -> Executor:
-    """Execute a run row with opsnb's engine on a kernel from the pool, its charts drawn by
-    ``renderer`` when there is one."""
+    """Execute a run row with opsnb's engine on a kernel from the pool.
+
+    With a ``renderer``, a run's charts are drawn beside its kernel when nothing waits
+    behind the run. When runs are queued (``backlog``), every core already has work (the
+    running kernel, the pool warming the next ones) and the kernel draws its own charts: a
+    renderer competing for the cores would slow the storm down (100 alerts: 145 s against
+    123 s done).
+    """
 
     def execute_run(run: dict[str, Any]) -> Outcome:
         from ..engine.run import RunRequest, execute, prepare
@@ -57,9 +66,10 @@ def engine_executor(
         except OpsnbError as exc:
             return "failed", None, [], None, f"not started: {exc}"
         kernel = pool.take()
-        if renderer is not None:
-            renderer.ensure_running()
-        result = execute(prepared, kernel, renderer)
+        beside = renderer if renderer is not None and not backlog() else None
+        if beside is not None:
+            beside.ensure_running()
+        result = execute(prepared, kernel, beside)
         if kernel.preload_error:
             log.warning("kernel preload failed (the run imported what it needed): %s",
                         kernel.preload_error)  # fmt: skip
