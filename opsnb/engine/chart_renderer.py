@@ -1,8 +1,9 @@
 """The chart renderer: one process beside ``opsnb serve``'s kernels that draws their charts.
 
 A kernel hands a chart over by writing a job file into its run folder and naming it on the
-renderer's Unix socket (``opsnb.runtime.chart_jobs``). The renderer draws jobs one at a
-time, in the order they arrive, and writes each chart's display output next to its job.
+renderer's Unix socket (``opsnb.runtime.chart_jobs``). The renderer's drawers (two on two
+cores or more) take jobs in the order they arrive and write each chart's display output
+next to its job.
 ``fill`` then puts the charts in place of their placeholders once the notebook has run:
 it waits for the renderer while the renderer is alive, and draws any chart still missing
 itself, so a dead or stuck renderer costs time, never a chart.
@@ -10,7 +11,7 @@ itself, so a dead or stuck renderer costs time, never a chart.
 The socket (a datagram socket: a kernel never waits for the renderer) lives in a private
 folder (mode 0700): only the user that runs opsnb serve, and its kernels, can reach it.
 
-    python -m opsnb.engine.chart_renderer SOCKET
+    python -m opsnb.engine.chart_renderer SOCKET DRAWERS
 """
 
 from __future__ import annotations
