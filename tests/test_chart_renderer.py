@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -143,3 +145,43 @@ def test_placeholders_naming_files_outside_the_job_folder_are_not_followed(tmp_p
     assert filled.here == 1 and output["metadata"] == {}
     assert output["data"] == {"text/plain": ["<chart not drawn: bad job name '../../secret.job'>"]}
     assert outside.read_bytes() == b"not a job" and not folder.exists()
+
+
+def living_in_group(pgid: int) -> list[int]:
+    """Processes of process group ``pgid`` that are not zombies."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, _ppid, group = stat.rsplit(")", 1)[1].split()[:3]
+        if int(group) == pgid and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_renderer_outlives_no_killed_serve(tmp_path) -> None:
+    """kill -9 of the process that started it: the renderer and its drawer exit, and its
+    socket folder goes with them."""
+    script = (
+        "import time; from opsnb.engine.chart_renderer import ChartRenderer\n"
+        "r = ChartRenderer().start()\n"
+        "while not r.ready(): time.sleep(0.01)\n"
+        "print(r.address, r.pid, flush=True); time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    address, pid = parent.stdout.readline().split()
+    deadline = time.monotonic() + 60
+    while len(living_in_group(int(pid))) < 2:  # the renderer forks its drawer once warm
+        assert time.monotonic() < deadline, living_in_group(int(pid))
+        time.sleep(0.05)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while living_in_group(int(pid)) or Path(address).parent.exists():
+        assert time.monotonic() < deadline, (living_in_group(int(pid)), address)
+        time.sleep(0.1)

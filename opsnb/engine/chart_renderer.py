@@ -214,19 +214,23 @@ def _serve(address: str, drawers: int) -> None:
     # Drawers share the socket, each datagram going to one of them: while a run's kernel
     # computes, one core draws; once it is done, both do. Forked once warm (no threads
     # here), so a second drawer costs no start-up and little memory.
+    main = True
     for _ in range(drawers - 1):
         if os.fork() == 0:
-            parent = os.getppid()
+            main, parent = False, os.getppid()
             break
     while True:
         try:
             job = sock.recv(4096).decode()
         except TimeoutError:
-            if (
-                os.getppid() != parent
-            ):  # opsnb serve (or, for a forked drawer, the renderer) is gone
-                return
-            continue
+            if os.getppid() == parent:
+                continue
+            # Gone: opsnb serve (killed, or it would have stopped us) or, for a drawer, the
+            # renderer. Only serve's end leaves the socket's folder to remove: a renderer
+            # restarted by serve binds the same address.
+            if main:
+                shutil.rmtree(Path(address).parent, ignore_errors=True)
+            return
         _draw(Path(job))
 
 
