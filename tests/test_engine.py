@@ -223,11 +223,20 @@ def test_runs_leave_no_open_files_or_threads_behind(tmp_path):
                 links.append(os.readlink(f"/proc/self/fd/{fd}"))
         return len(links), sum(link.startswith("anon_inode:[event") for link in links)
 
+    def new_threads(before: set[int | None]) -> list[str]:
+        """Threads started since ``before`` and still running, but for the per-request
+        threads of the lab's HTTP servers (the session's traffic comes and goes)."""
+        return [
+            t.name
+            for t in threading.enumerate()
+            if t.ident not in before and "process_request_thread" not in t.name
+        ]
+
     one_run()  # the first run may open what stays open (the exporter, caches)
-    (files, events), threads = descriptors(), threading.active_count()
+    (files, events), threads = descriptors(), {t.ident for t in threading.enumerate()}
     for _ in range(3):
         one_run()
     (files_after, events_after) = descriptors()
     assert events_after - events <= 2, (events, events_after)
     assert files_after - files <= 12, (files, files_after)  # a leak: 3 runs x 19
-    assert threading.active_count() - threads <= 1
+    assert len(new_threads(threads)) <= 1, new_threads(threads)
