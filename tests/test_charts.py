@@ -155,3 +155,55 @@ def test_shortcuts_change_no_pixel(case, monkeypatch) -> None:
     monkeypatch.setattr(charts, "_times", lambda values: values)
     assert same_picture(fast, draw())
     charts.plt.close("all")
+
+
+@pytest.fixture()
+def secret_redactor(monkeypatch):
+    """A session's redactor, as ``Runbook`` installs it, knowing one secret."""
+    from opsnb.runtime import redaction
+    from opsnb.secrets import Redactor
+
+    monkeypatch.setattr(redaction, "_redactor", None)
+    redaction.use(Redactor(["s3cr3t"]))
+    return redaction
+
+
+def drawn_text(fig) -> str:
+    """Every text a figure draws (titles, tick labels, legend, annotations)."""
+    fig.canvas.draw()
+    return "\n".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
+
+
+def test_labels_drawn_from_data_carry_no_secret(secret_redactor) -> None:
+    """A chart's labels become pixels, out of reach of the notebook's redaction: they are
+    scrubbed before they are drawn."""
+    errors = pd.DataFrame(
+        {"error": ["AuthError: s3cr3t rejected", "OperationalError: postgresql://u:pw@db/x"],
+         "count": [3, 1]}
+    )  # fmt: skip
+    bars = drawn_text(charts.bars(errors, x="error", y="count", title="for s3cr3t", show=False))
+    frame, _ = CASES["bytes by pod"]
+    by_pod = frame.assign(pod=frame["pod"].map({"a": "a-s3cr3t", "b": "b"}))
+    labels = {"threshold_label": "s3cr3t line", "rollouts": [(TIMES[10], "rev s3cr3t")]}
+    figure = charts.series(by_pod, title="s3cr3t", by="pod", threshold=2e8, show=False, **labels)
+    series = drawn_text(figure)
+    for text in (bars, series):
+        assert "s3cr3t" not in text and ":pw@" not in text, text
+        assert "[redacted]" in text
+    assert "AuthError: [redacted] rejected" in bars and "a-[redacted]" in series
+    charts.plt.close("all")
+
+
+def test_a_session_scrubs_what_its_charts_draw_of_its_targets_secrets(monkeypatch) -> None:
+    from opsnb.config import PostgresConfig, Target
+    from opsnb.runtime import redaction
+    from opsnb.runtime.session import Runbook
+    from opsnb.secrets import SecretRef
+
+    monkeypatch.setattr(redaction, "_redactor", None)
+    monkeypatch.setenv("OPSNB_TEST_PG_PASSWORD", "hunter2-pw")
+    password = SecretRef(env="OPSNB_TEST_PG_PASSWORD")
+    target = Target(name="t", kind="live", services={}, postgres=PostgresConfig(password=password))
+    assert redaction.text("login hunter2-pw") == "login hunter2-pw"  # no session yet
+    Runbook(target, target.service("payments"), runbook="high-error-rate")
+    assert redaction.text("login hunter2-pw") == "login [redacted]"

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.collections import PolyCollection
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter
 
-from . import chart_jobs
+from . import chart_jobs, redaction
 
 SIZE = (8.5, 2.6)
 DPI = 72
@@ -123,12 +123,23 @@ def series(
     vertical lines. Shown, it returns None when a chart renderer draws it beside the kernel
     (see ``chart_jobs``), else the (closed) figure.
     """
-    options: dict[str, Any] = {"title": title, "by": by, "threshold": threshold,
-               "threshold_label": threshold_label, "percent": percent, "seconds": seconds,
-               "rollouts": list(rollouts)}  # fmt: skip
+    if by and by in frame.columns:
+        frame = frame.assign(**{by: _scrubbed(frame[by])})  # legend labels
+    options: dict[str, Any] = {"title": redaction.text(title), "by": by, "threshold": threshold,
+               "threshold_label": redaction.text(threshold_label), "percent": percent,
+               "seconds": seconds,
+               "rollouts": [(when, redaction.text(label)) for when, label in rollouts]}  # fmt: skip
     if show and chart_jobs.submit("series", frame, options):
         return None
     return _present(_series_figure(frame, **options), show=show)
+
+
+def _scrubbed(labels: pd.Series) -> pd.Series:
+    """Text labels without the target's secrets (numbers cannot hold one, and keep their
+    order; missing labels stay missing)."""
+    if labels.dtype != object and not isinstance(labels.dtype, pd.StringDtype):
+        return labels
+    return labels.map(redaction.text, na_action="ignore")
 
 
 def _series_figure(
@@ -209,7 +220,9 @@ def _shade(ax: Any, times: pd.Series, above: np.ndarray) -> None:
 def bars(frame: pd.DataFrame, *, x: str, y: str, title: str, show: bool = True) -> Any:
     """A horizontal bar chart, largest first (error types, endpoints). Shown, it returns
     None when a chart renderer draws it beside the kernel, else the (closed) figure."""
-    options: dict[str, Any] = {"x": x, "y": y, "title": title}
+    if x in frame.columns:
+        frame = frame.assign(**{x: _scrubbed(frame[x])})  # category labels
+    options: dict[str, Any] = {"x": x, "y": y, "title": redaction.text(title)}
     if show and chart_jobs.submit("bars", frame, options):
         return None
     return _present(_bars_figure(frame, **options), show=show)

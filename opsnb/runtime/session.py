@@ -29,7 +29,7 @@ from .. import records
 from ..config import ServiceConfig, Target, get_target
 from ..errors import BackendUnavailable, LimitExceeded
 from ..records import Action, Check, Finding
-from . import audit, connect
+from . import audit, connect, redaction
 from .decide import Facts, decide
 
 
@@ -84,6 +84,7 @@ class Runbook:
             error_threshold=service.slo.get("alert_error_rate", 0.01),
             latency_slo=service.slo.get("latency_p99_seconds", 0.5),
         )
+        redaction.use(target.redactor())  # what charts draw carries none of its secrets
 
     # --- time ------------------------------------------------------------------------------
 
