@@ -136,25 +136,25 @@ def fill(
     deadline = time.monotonic() + timeout
     for output in placeholders:
         name = str(output["metadata"][chart_jobs.PLACEHOLDER])
-        drawn = _by_renderer(folder, name, renderer_alive, deadline)
-        if drawn is not None:
+        if Path(name).name != name or not name.endswith(chart_jobs.JOB_SUFFIX):
+            data, metadata = _not_drawn(f"bad job name {name!r}")
+            filled.here += 1
+        elif (drawn := _by_renderer(folder / name, renderer_alive, deadline)) is not None:
+            data, metadata = drawn
             filled.by_renderer += 1
         else:
-            drawn = _draw_here(folder, name)
+            data, metadata = _draw_here(folder / name)
             filled.here += 1
-        data, metadata = drawn
         output["data"], output["metadata"] = _as_written(data), metadata
     shutil.rmtree(folder, ignore_errors=True)
     return filled
 
 
 def _by_renderer(
-    folder: Path, name: str, renderer_alive: Callable[[], bool], deadline: float
+    job: Path, renderer_alive: Callable[[], bool], deadline: float
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The renderer's chart for job ``name``, waiting for it; None if there is none."""
-    if Path(name).name != name or not name.endswith(chart_jobs.JOB_SUFFIX):
-        return None
-    result = chart_jobs.result_path(folder / name)
+    """The renderer's chart for ``job``, waiting for it; None if there is none."""
+    result = chart_jobs.result_path(job)
     while not result.exists() and renderer_alive() and time.monotonic() < deadline:
         time.sleep(0.005)
     try:
@@ -163,7 +163,7 @@ def _by_renderer(
     except (OSError, pickle.UnpicklingError, EOFError):
         return None
     if "error" in drawn:
-        log.warning("chart renderer could not draw %s: %s", name, drawn["error"])
+        log.warning("chart renderer could not draw %s: %s", job.name, drawn["error"])
         return None
     return drawn["data"], drawn["metadata"]
 
@@ -172,15 +172,13 @@ def _by_renderer(
 _drawing_here = threading.Lock()
 
 
-def _draw_here(folder: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _draw_here(job: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Draw a job's chart in this process (the renderer is gone, late, or failed)."""
-    if Path(name).name != name or not name.endswith(chart_jobs.JOB_SUFFIX):
-        return _not_drawn(f"bad job name {name!r}")
     try:
         with _drawing_here:
-            return chart_jobs.render(folder / name)
+            return chart_jobs.render(job)
     except Exception as exc:
-        log.warning("chart %s not drawn: %s", name, exc)
+        log.warning("chart %s not drawn: %s", job.name, exc)
         return _not_drawn(f"{type(exc).__name__}: {exc}")
 
 

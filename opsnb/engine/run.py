@@ -207,12 +207,11 @@ def execute(
         kernel.shutdown(wait=False)  # each kernel serves one run; nothing waits for its exit
 
     nb = redacting_io.last_written(nb_path)
-    filled = None
-    if nb is not None:
-        alive = renderer.alive if renderer is not None else (lambda: False)
+    filled = chart_renderer.Filled()
+    if nb is not None and renderer is not None:  # only then can a kernel hand charts over
         # what is left of the run's deadline, but a few seconds to draw late charts here
         wait = min(30.0, max(5.0, deadline - time.monotonic()))
-        filled = chart_renderer.fill(nb, chart_folder, renderer_alive=alive, timeout=wait)
+        filled = chart_renderer.fill(nb, chart_folder, renderer_alive=renderer.alive, timeout=wait)
         if filled.here:
             print(f"opsnb: {filled.here} chart(s) drawn after the run, not by the renderer",
                   file=sys.stderr)  # fmt: skip
